@@ -1,0 +1,1 @@
+"""Out-of-tree Nova virt drivers for XenServer/XCP-ng and VMware vCenter."""

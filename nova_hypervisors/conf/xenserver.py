@@ -1,0 +1,133 @@
+"""The ``[xenserver]`` option group.
+
+Nova removed its in-tree XenAPI driver (and the group) in 2020, so the group
+is ours.  Names the old driver used are kept wherever their meaning is the
+same, so an operator's old nova.conf section still reads right.
+"""
+
+from oslo_config import cfg
+
+GROUP = cfg.OptGroup(
+    'xenserver',
+    title='XenServer / XCP-ng options',
+    help='Options for nova_hypervisors.xenapi.XenAPIDriver.',
+)
+
+connection_opts = [
+    cfg.URIOpt(
+        'connection_url',
+        schemes=['http', 'https'],
+        help='URL of the XenServer host this nova-compute manages, for '
+        'example https://xenserver1.  If the host is a pool member '
+        'rather than the master, the driver follows the master itself '
+        'and still manages only this host.',
+    ),
+    cfg.StrOpt(
+        'connection_username',
+        default='root',
+        help='User name for the XenAPI connection.',
+    ),
+    cfg.StrOpt(
+        'connection_password',
+        secret=True,
+        help='Password for the XenAPI connection.  Never logged.',
+    ),
+    cfg.IntOpt(
+        'connection_concurrent',
+        default=5,
+        min=1,
+        help='Number of XenAPI sessions kept open and used concurrently, '
+        'so that a long operation never starves the periodic tasks.',
+    ),
+    cfg.IntOpt(
+        'login_timeout',
+        default=10,
+        min=1,
+        help='Seconds to wait for the XenServer host to answer a login.',
+    ),
+    cfg.StrOpt(
+        'ca_file',
+        help="CA bundle used to verify the XenServer host's TLS "
+        'certificate for https:// connection URLs.  Without it the '
+        'system CA store is used.',
+    ),
+    cfg.BoolOpt(
+        'insecure',
+        default=False,
+        help="Do not verify the XenServer host's TLS certificate.  "
+        'Verification is on unless an operator turns it off here.',
+    ),
+    cfg.IntOpt(
+        'operation_timeout',
+        default=1800,
+        min=1,
+        help='Seconds to wait for one asynchronous XenAPI task (an image '
+        'import, a copy, a migration) before giving up on it.',
+    ),
+]
+
+instance_opts = [
+    cfg.StrOpt(
+        'sr_matching_filter',
+        default='default-sr:true',
+        help='How to find the SR that holds instance disks: '
+        '"default-sr:true" takes the pool\'s default SR, '
+        '"other-config:<key>=<value>" the first SR whose other_config '
+        'has that pair.',
+    ),
+    cfg.StrOpt(
+        'cache_images',
+        default='all',
+        choices=[
+            ('all', 'cache every image'),
+            ('some', 'cache images whose "cache_in_nova" property is true'),
+            ('none', 'never cache, import the image for every boot'),
+        ],
+        help='Keep a base VDI per image and SR so further boots clone it '
+        'instead of importing the image again.',
+    ),
+    cfg.IntOpt(
+        'running_timeout',
+        default=60,
+        min=1,
+        help='Seconds to wait for an instance to reach the Running state.',
+    ),
+    cfg.IntOpt(
+        'clean_reboot_timeout',
+        default=120,
+        min=1,
+        help='Seconds a soft reboot may take before a hard reboot is done.',
+    ),
+    cfg.StrOpt(
+        'ovs_integration_bridge',
+        default='br-int',
+        help='Name of the integration bridge used by Open vSwitch.',
+    ),
+]
+
+pool_opts = [
+    cfg.BoolOpt(
+        'use_join_force',
+        default=True,
+        help='Join hosts to a pool with pool.join_force, which relaxes '
+        'the CPU homogeneity checks of pool.join.',
+    ),
+    cfg.IntOpt(
+        'pool_reconcile_interval',
+        default=10,
+        min=1,
+        help='Seconds between two reconciliations of the XenServer pool '
+        'with the Nova host aggregate that has hypervisor_pool=true.',
+    ),
+]
+
+ALL_OPTS = connection_opts + instance_opts + pool_opts
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_group(GROUP)
+    conf.register_opts(ALL_OPTS, group=GROUP)
+
+
+def list_opts() -> dict:
+    return {GROUP: ALL_OPTS}
