@@ -1,0 +1,1 @@
+"""The demo: the whole story on embedded simulators, through Nova's API."""
