@@ -1,0 +1,1 @@
+"""Simulators of the hypervisors our drivers manage, for tests and demos."""

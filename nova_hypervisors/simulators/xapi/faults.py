@@ -1,0 +1,99 @@
+"""Fault injection, for reliability tests of XenAPI clients.
+
+From Python (``sim.faults``) or over the loopback control endpoint:
+
+* ``fail_next(method, count, error_list)``: the next ``count`` calls of
+  ``method`` (``'VM.start'``; an ``Async.`` call fails its task) fail with
+  ``error_list`` (``['HOST_OFFLINE', 'OpaqueRef:...']``), unchecked;
+* ``latency(method_or_None, seconds)``: every call of ``method`` (or every
+  call) takes that much longer; VM operations spend it while their
+  ``current_operations`` show them, so concurrent calls meet
+  ``OTHER_OPERATION_IN_PROGRESS``; ``seconds=0`` removes it;
+* ``expire_sessions()``: every session of every pool becomes invalid;
+* ``stop_host(name)`` / ``start_host(name)``: a host stops answering
+  (connections refused, open connections cut) and comes back;
+* ``kill_master()``: the master of the first host's pool dies;
+* ``clear()``: no more injected failures or latency.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from typing import Any
+
+from nova_hypervisors.simulators.xapi.errors import XapiFailure
+
+DEFAULT_ERROR = ('INTERNAL_ERROR', 'injected by the simulator')
+
+
+class Faults:
+    """Failures and delays the dispatcher consults before each call."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures: dict[str, collections.deque] = {}
+        self._latency: dict[str | None, float] = {}
+        self._controller: Any = None
+
+    def bind(self, controller: Any) -> None:
+        """Attach the simulator that carries out host-level faults."""
+        self._controller = controller
+
+    # -- per-call faults ---------------------------------------------------
+
+    def fail_next(
+        self,
+        method: str,
+        count: int = 1,
+        error_list: list[str] | tuple[str, ...] | None = None,
+    ) -> None:
+        if count < 1:
+            raise ValueError('count must be at least 1')
+        error = list(error_list or DEFAULT_ERROR)
+        if not error:
+            raise ValueError('error_list needs at least an error code')
+        with self._lock:
+            queue = self._failures.setdefault(method, collections.deque())
+            queue.extend([error] * count)
+
+    def latency(self, method: str | None, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError('latency cannot be negative')
+        with self._lock:
+            if seconds == 0:
+                self._latency.pop(method, None)
+            else:
+                self._latency[method] = float(seconds)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._failures.clear()
+            self._latency.clear()
+
+    def before_call(self, endpoint, method: str) -> float:
+        """Raise an injected failure for ``method``, or return its latency."""
+        with self._lock:
+            queue = self._failures.get(method)
+            if queue:
+                error = queue.popleft()
+                if not queue:
+                    del self._failures[method]
+                raise XapiFailure.raw(error)
+            return self._latency.get(method, 0.0) + self._latency.get(
+                None, 0.0
+            )
+
+    # -- host-level faults -------------------------------------------------
+
+    def expire_sessions(self) -> int:
+        return self._controller.expire_sessions()
+
+    def stop_host(self, name: str) -> None:
+        self._controller.stop_host(name)
+
+    def start_host(self, name: str) -> None:
+        self._controller.start_host(name)
+
+    def kill_master(self):
+        return self._controller.kill_master()

@@ -1,0 +1,337 @@
+"""``SimulatedPool``: a set of simulated XenServer hosts on loopback.
+
+Each host listens on its own address (``127.0.0.1``, ``127.0.0.2`` ...),
+all on the same port, because ``HOST_IS_SLAVE`` carries only the master's
+address and a client rebuilds the URL with its own port.  Host 1 starts as
+the master of a pool with the shared NFS SR as default SR; the others are
+standalone unless ``pooled=True`` joins them to it at start.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import shutil
+import socket
+import tempfile
+import threading
+from typing import Any
+
+from nova_hypervisors.simulators.xapi import bootstrap
+from nova_hypervisors.simulators.xapi import datamodel
+from nova_hypervisors.simulators.xapi import host as host_ops
+from nova_hypervisors.simulators.xapi import pool as pool_ops
+from nova_hypervisors.simulators.xapi import sessions
+from nova_hypervisors.simulators.xapi.control import ControlServer
+from nova_hypervisors.simulators.xapi.disks import DiskStore
+from nova_hypervisors.simulators.xapi.dispatch import Dispatcher
+from nova_hypervisors.simulators.xapi.faults import Faults
+from nova_hypervisors.simulators.xapi.store import ObjectStore
+from nova_hypervisors.simulators.xapi.topology import SimHost
+from nova_hypervisors.simulators.xapi.topology import Topology
+from nova_hypervisors.simulators.xapi.wire import XapiServer
+
+MAX_HOSTS = 250
+PORT_ATTEMPTS = 25
+
+
+class DbView:
+    """Read access to one pool's database, for test assertions.
+
+    Records are copies in store form (ints are ``int``, datetimes are
+    xapi's ``20240102T03:04:05Z`` strings).
+    """
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+
+    def get_all_records(self, cls: str) -> dict[str, dict[str, Any]]:
+        with self._store.lock:
+            return copy.deepcopy(self._store.records(cls))
+
+    def get_record(self, cls: str, ref: str) -> dict[str, Any]:
+        with self._store.lock:
+            return copy.deepcopy(self._store.get(cls, ref))
+
+    def get_all(self, cls: str) -> list[str]:
+        with self._store.lock:
+            return self._store.refs(cls)
+
+    def get_by_uuid(self, cls: str, uuid: str) -> str:
+        with self._store.lock:
+            return self._store.by_uuid(cls, uuid)
+
+    def find(self, cls: str, **equals: Any) -> list[str]:
+        with self._store.lock:
+            return self._store.find(cls, **equals)
+
+    def where(self, cls: str, expr: str) -> dict[str, dict[str, Any]]:
+        with self._store.lock:
+            refs = self._store.query(cls, expr)
+            return {r: copy.deepcopy(self._store.get(cls, r)) for r in refs}
+
+    @property
+    def store(self) -> ObjectStore:
+        """The live store, for tests that must seed many objects fast."""
+        return self._store
+
+
+class SimulatedPool:
+    """Simulated XenServer hosts answering the real XenAPI client.
+
+    ``SimulatedPool(hosts=3, state_dir=path, pooled=False, port=0)``;
+    ``start()`` binds every host, ``stop()`` (idempotent) unbinds them.
+    ``hosts`` are handles with ``name``, ``address``, ``url``, ``username``,
+    ``password``, ``uuid`` and ``host_ref``; ``master`` is the current
+    master of the first host's pool; ``faults`` injects failures;
+    ``control_url`` serves the same faults over HTTP; ``db(host)`` reads a
+    pool's database directly.
+    """
+
+    def __init__(
+        self,
+        hosts: int = 1,
+        state_dir: str | None = None,
+        pooled: bool = False,
+        port: int = 0,
+        host_memory_mib: int = 16384,
+        host_cpus: int = 8,
+        local_sr_gib: int = 200,
+        shared_sr_gib: int = 1024,
+        password: str | None = None,
+    ) -> None:
+        if not 1 <= hosts <= MAX_HOSTS:
+            raise ValueError('hosts must be between 1 and %d' % MAX_HOSTS)
+        if not 0 <= port <= 65535:
+            raise ValueError('port must be between 0 and 65535')
+        if host_memory_mib < 1024:
+            raise ValueError('host_memory_mib must be at least 1024')
+        if host_cpus < 1:
+            raise ValueError('host_cpus must be at least 1')
+        self._own_state_dir = state_dir is None
+        self.state_dir = state_dir or tempfile.mkdtemp(prefix='xapi-sim-')
+        self.requested_port = port
+        self.faults = Faults()
+        self.faults.bind(self)
+        self.topology = Topology(
+            model=datamodel.load(),
+            disks=DiskStore(self.state_dir),
+            faults=self.faults,
+            host_memory_mib=host_memory_mib,
+            host_cpus=host_cpus,
+            local_sr_gib=local_sr_gib,
+            shared_sr_gib=shared_sr_gib,
+        )
+        for index in range(hosts):
+            self.topology.hosts.append(
+                SimHost(
+                    self.topology,
+                    index,
+                    '127.0.0.%d' % (index + 1),
+                    password or secrets.token_urlsafe(12),
+                )
+            )
+        for index, sim_host in enumerate(self.topology.hosts):
+            state = bootstrap.new_pool(
+                self.topology, sim_host, shared=index == 0
+            )
+            with state.store.lock:
+                host_ops.refresh_memory(state.store, sim_host.host_ref)
+        if pooled:
+            master = self.topology.hosts[0]
+            for joiner in self.topology.hosts[1:]:
+                pool_ops.join_pool(self.topology, joiner, master.pool)
+        self.dispatcher = Dispatcher(self.topology)
+        self._control: ControlServer | None = None
+        self._lock = threading.RLock()
+        self._started = False
+        self._stopped = False
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> SimulatedPool:
+        with self._lock:
+            if self._started:
+                return self
+            self._bind_all()
+            self._control = ControlServer(self)
+            self._control.start()
+            self._started = True
+            return self
+
+    def _bind_all(self) -> None:
+        attempts = 1 if self.requested_port else PORT_ATTEMPTS
+        last_error: OSError | None = None
+        for _ in range(attempts):
+            port = self.requested_port or _free_port()
+            servers = []
+            try:
+                for sim_host in self.topology.hosts:
+                    sim_host.port = port
+                    servers.append(XapiServer(sim_host, self.dispatcher))
+            except OSError as exc:
+                last_error = exc
+                for server in servers:
+                    server.server_close()
+                continue
+            self.topology.port = port
+            for sim_host, server in zip(
+                self.topology.hosts, servers, strict=True
+            ):
+                sim_host.server = server
+                sim_host.answering = True
+                server.start()
+            return
+        raise OSError(
+            'cannot bind port %s on every simulated host address: %s'
+            % (self.requested_port or 'any', last_error)
+        )
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            servers = [h.server for h in self.topology.hosts if h.server]
+            if self._control is not None:
+                servers.append(self._control)
+            # Each server notices a shutdown at its next poll: stop them
+            # all at once rather than one poll interval after another.
+            stoppers = [
+                threading.Thread(target=server.stop, daemon=True)
+                for server in servers
+            ]
+            for stopper in stoppers:
+                stopper.start()
+            for stopper in stoppers:
+                stopper.join()
+            for sim_host in self.topology.hosts:
+                sim_host.server = None
+                sim_host.answering = False
+            self._control = None
+            if self._own_state_dir:
+                shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def __enter__(self) -> SimulatedPool:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    # -- public state ------------------------------------------------------
+
+    @property
+    def hosts(self) -> list[SimHost]:
+        return self.topology.hosts
+
+    @property
+    def master(self) -> SimHost:
+        return self.topology.hosts[0].pool.master
+
+    @property
+    def port(self) -> int:
+        return self.topology.port
+
+    @property
+    def control_url(self) -> str | None:
+        return None if self._control is None else self._control.url
+
+    def host(self, name_or_handle: str | SimHost) -> SimHost:
+        if isinstance(name_or_handle, SimHost):
+            return name_or_handle
+        return self.topology.host_by_name(name_or_handle)
+
+    def db(self, host: str | SimHost | None = None) -> DbView:
+        """The database of the pool ``host`` (default: host 1) is in."""
+        return DbView(self.host(host or self.hosts[0]).pool.store)
+
+    def describe(self) -> dict[str, Any]:
+        """What the CLI prints: every host's endpoint and credentials."""
+        return {
+            'hosts': [
+                {
+                    'name': h.name,
+                    'address': h.address,
+                    'url': h.url,
+                    'username': h.username,
+                    'password': h.password,
+                    'uuid': h.uuid,
+                    'master': h.is_master,
+                    'pool_master': h.pool.master.name,
+                }
+                for h in self.hosts
+            ],
+            'control_url': self.control_url,
+            'state_dir': self.state_dir,
+        }
+
+    def set_product_version(self, host: str | SimHost, version: str) -> None:
+        """Give a host another product version (for pool.join checks)."""
+        sim_host = self.host(host)
+        sim_host.product_version = version
+        store = sim_host.pool.store
+        with store.lock:
+            store.set(
+                'host',
+                sim_host.host_ref,
+                'software_version',
+                bootstrap.software_version(sim_host),
+            )
+
+    # -- host-level faults (called through self.faults) --------------------
+
+    def expire_sessions(self) -> int:
+        expired = 0
+        for state in self.topology.pools():
+            with state.store.lock:
+                expired += sessions.expire_all(state.store)
+        for sim_host in self.hosts:
+            expired += len(sim_host.local_sessions)
+            sim_host.local_sessions.clear()
+        return expired
+
+    def stop_host(self, name: str | SimHost) -> None:
+        sim_host = self.host(name)
+        with self._lock:
+            if sim_host.server is None:
+                return
+            sim_host.server.stop()
+            sim_host.server = None
+            sim_host.answering = False
+            sim_host.local_sessions.clear()
+        store = sim_host.pool.store
+        with store.lock:
+            if sim_host.host_ref is not None:
+                host_ops.set_live(store, sim_host.host_ref, False)
+
+    def start_host(self, name: str | SimHost) -> None:
+        sim_host = self.host(name)
+        with self._lock:
+            if sim_host.server is not None:
+                return
+            if not self._started:
+                raise RuntimeError('start the simulator first')
+            if sim_host.pool.master is not sim_host:
+                # A master that died and was replaced comes back as a slave
+                # of the new master (as after pool.recover_slaves).
+                sim_host.master_address = sim_host.pool.master.address
+            server = XapiServer(sim_host, self.dispatcher)
+            sim_host.server = server
+            sim_host.answering = True
+            server.start()
+        store = sim_host.pool.store
+        with store.lock:
+            if sim_host.host_ref is not None:
+                host_ops.set_live(store, sim_host.host_ref, True)
+
+    def kill_master(self) -> SimHost:
+        """The master of host 1's pool dies (stops answering for good)."""
+        master = self.master
+        self.stop_host(master)
+        return master
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
