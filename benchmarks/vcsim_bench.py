@@ -1,0 +1,182 @@
+"""VCDriver's cost against vcsim inventories of about 4, 400 and 3000 VMs.
+
+Prints, per inventory: driver start-up (init_host), get_available_resource,
+update_provider_tree, list_instances, the power-state sync (get_num_instances
+plus get_info of every instance), spawn (first, which caches the image on the
+datastore, then with the image cached) and destroy, as wall time and HTTP
+round trips (every request on the wire, SOAP and /folder alike: counted at
+``http.client.HTTPConnection.putrequest``, which every request goes through;
+the power-state watch's long-polls run in their own thread and are not
+counted: they are one standing request, not work per operation).
+
+A summary then divides each operation's round trips at the largest inventory
+by those at the smallest: periodic work must stay at 1.0 (constant), while
+the power-state sync's wall time may grow with the data vCenter sends.
+
+    python benchmarks/vcsim_bench.py [--sizes 4,400,3000]
+"""
+
+import nova.tests.functional  # noqa: F401,I001 - Nova's monkey patching first
+
+import argparse
+import contextlib
+import http.client
+import threading
+import time
+from unittest import mock
+import uuid
+
+from nova import context as nova_context
+from nova import objects
+from nova.compute import provider_tree
+from nova.image import glance
+from nova.tests.unit import fake_instance
+from nova.virt import node as virt_node
+from oslo_config import cfg
+
+from nova_hypervisors.simulators import vcsim
+from nova_hypervisors.vmwareapi import VCDriver
+
+CONF = cfg.CONF
+REQUESTS = [0]
+#: What Glance serves for the benchmark's image: 1 MiB of raw disk.
+IMAGE_BYTES = b'\0' * (1024 * 1024)
+PERIODIC = (
+    'get_available_resource',
+    'update_provider_tree',
+    'list_instances',
+    'power-state sync',
+)
+
+
+@contextlib.contextmanager
+def measured(label: str, results: dict):
+    original = http.client.HTTPConnection.putrequest
+    caller = threading.get_ident()
+
+    def counting(self, *args, **kwargs):
+        if threading.get_ident() == caller:
+            REQUESTS[0] += 1
+        return original(self, *args, **kwargs)
+
+    REQUESTS[0] = 0
+    with mock.patch.object(http.client.HTTPConnection, 'putrequest', counting):
+        start = time.perf_counter()
+        yield
+        elapsed = time.perf_counter() - start
+    results[label] = (elapsed * 1000, REQUESTS[0])
+
+
+def fake_download(self, context, image_id, data=None, **kwargs):
+    """Glance, as far as the image cache needs it."""
+    data.write(IMAGE_BYTES)
+
+
+def new_instance(ctx):
+    instance = fake_instance.fake_instance_obj(
+        ctx, uuid=str(uuid.uuid4()), display_name='bench'
+    )
+    instance.config_drive = ''
+    instance.system_metadata = {}
+    return instance
+
+
+def bench(total_vms: int) -> dict:
+    objects.register_all()
+    results: dict = {}
+    with vcsim.start(
+        clusters=1, hosts_per_cluster=4, vms=total_vms, use_tls=True
+    ) as sim:
+        CONF.set_override('host_ip', sim.host, 'vmware')
+        CONF.set_override('host_port', sim.port, 'vmware')
+        CONF.set_override('host_username', sim.username, 'vmware')
+        CONF.set_override('host_password', sim.password, 'vmware')
+        CONF.set_override('ca_file', sim.ca_file, 'vmware')
+        CONF.set_override('cluster_name', 'DC0_C0', 'vmware')
+        # What nova-compute reads from its compute_id file.
+        virt_node.LOCAL_NODE_UUID = str(uuid.uuid4())
+        driver = VCDriver(mock.Mock())
+        with measured('start-up (init_host)', results):
+            driver.init_host('bench')
+        node = driver.get_available_nodes()[0]
+        with measured('get_available_resource', results):
+            driver.get_available_resource(node)
+        tree = provider_tree.ProviderTree()
+        tree.new_root(node, 'c0ffee00-0000-0000-0000-000000000000')
+        with measured('update_provider_tree', results):
+            driver.update_provider_tree(tree, node)
+        with measured('list_instances', results):
+            uuids = driver.list_instance_uuids()
+        for _ in range(200):  # let the watch deliver its first snapshot
+            if driver._states.synced:
+                break
+            time.sleep(0.05)
+        ctx = nova_context.get_admin_context()
+        instances = [
+            fake_instance.fake_instance_obj(ctx, uuid=uuid) for uuid in uuids
+        ]
+        with measured('power-state sync', results):
+            driver.get_num_instances()
+            for instance in instances:
+                driver.get_info(instance)
+        image_meta = objects.ImageMeta.from_dict(
+            {
+                'id': str(uuid.uuid4()),
+                'disk_format': 'raw',
+                'container_format': 'bare',
+                'size': len(IMAGE_BYTES),
+            }
+        )
+        with mock.patch.object(glance.API, 'download', fake_download):
+            for label in ('spawn (first: caches image)', 'spawn'):
+                instance = new_instance(ctx)
+                with measured(label, results):
+                    driver.spawn(ctx, instance, image_meta, [], None, {})
+        with measured('destroy', results):
+            driver.destroy(ctx, instance, [])
+        driver.cleanup_host('bench')
+    print(f'\n== vcsim with {total_vms} VMs ==')
+    print(f'{"operation":32} {"wall ms":>10} {"HTTP requests":>14}')
+    for label, (ms, requests) in results.items():
+        print(f'{label:32} {ms:10.1f} {requests:14d}')
+    return results
+
+
+def summary(by_size: dict[int, dict]) -> None:
+    sizes = sorted(by_size)
+    small, large = sizes[0], sizes[-1]
+    print(f'\n== round trips and wall time, {large} VMs vs {small} VMs ==')
+    print(
+        f'{"operation":32} {"requests":>9} {"ratio":>6} '
+        f'{"wall ms":>9} {"ratio":>6}'
+    )
+    for label in by_size[small]:
+        ms_s, req_s = by_size[small][label]
+        ms_l, req_l = by_size[large][label]
+        marker = ' (periodic)' if label in PERIODIC else ''
+        print(
+            f'{label:32} {req_s:>4}->{req_l:<4} {req_l / max(req_s, 1):6.2f} '
+            f'{ms_l:9.1f} {ms_l / max(ms_s, 0.001):6.2f}{marker}'
+        )
+    constant = all(
+        by_size[large][label][1] == by_size[small][label][1]
+        for label in PERIODIC
+    )
+    print(f'periodic round trips constant: {constant}')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--sizes', default='4,400,3000')
+    args = parser.parse_args()
+    by_size = {}
+    started = time.perf_counter()
+    for size in args.sizes.split(','):
+        by_size[int(size)] = bench(int(size))
+    if len(by_size) > 1:
+        summary(by_size)
+    print(f'\ntotal {time.perf_counter() - started:.1f} s')
+
+
+if __name__ == '__main__':
+    main()

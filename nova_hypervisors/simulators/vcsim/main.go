@@ -1,0 +1,205 @@
+// vcsim for nova_hypervisors: govmomi's vCenter simulator with the inventory
+// our tests need, started on loopback, plus a loopback-only control endpoint
+// for fault injection.  Built offline against Debian's
+// golang-github-vmware-govmomi-dev (GOPATH mode); see build.py.
+package main
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/simulator/esx"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/soap"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+// relocationFixer keeps ResourcePool.vm and HostSystem.vm right when a VM
+// is relocated: vcsim 0.24's RelocateVM_Task changes the VM's resourcePool
+// and runtime.host but leaves the old lists untouched and never adds the VM
+// to the new ones, so traversals from the destination cluster could not see
+// it.  Updates go through Map.Update so PropertyCollectors notice them.
+type relocationFixer struct{}
+
+func (relocationFixer) Reference() types.ManagedObjectReference {
+	return types.ManagedObjectReference{Type: "NovaHypervisorsFixer", Value: "fixer-1"}
+}
+
+func (relocationFixer) PutObject(mo.Reference)                    {}
+func (relocationFixer) RemoveObject(types.ManagedObjectReference) {}
+
+func (relocationFixer) UpdateObject(obj mo.Reference, changes []types.PropertyChange) {
+	vm, ok := obj.(*mo.VirtualMachine)
+	if !ok {
+		return
+	}
+	for _, change := range changes {
+		switch change.Name {
+		case "resourcePool":
+			if vm.ResourcePool != nil {
+				relink("ResourcePool", vm.Self, *vm.ResourcePool)
+			}
+		case "runtime.host":
+			if vm.Runtime.Host != nil {
+				relink("HostSystem", vm.Self, *vm.Runtime.Host)
+			}
+		}
+	}
+}
+
+// relink makes vm appear in the "vm" list of owner only, among kind.
+func relink(kind string, vm, owner types.ManagedObjectReference) {
+	for _, entity := range simulator.Map.All(kind) {
+		var list *[]types.ManagedObjectReference
+		switch e := entity.(type) {
+		case *simulator.ResourcePool:
+			list = &e.Vm
+		case *simulator.HostSystem:
+			list = &e.Vm
+		default:
+			continue
+		}
+		ref := entity.Reference()
+		present := false
+		for _, r := range *list {
+			if r == vm {
+				present = true
+			}
+		}
+		if ref == owner && !present {
+			vms := append(append([]types.ManagedObjectReference{}, *list...), vm)
+			simulator.Map.Update(entity, []types.PropertyChange{{Name: "vm", Val: vms}})
+		} else if ref != owner && present {
+			var vms []types.ManagedObjectReference
+			for _, r := range *list {
+				if r != vm {
+					vms = append(vms, r)
+				}
+			}
+			simulator.Map.Update(entity, []types.PropertyChange{{Name: "vm", Val: vms}})
+		}
+	}
+}
+
+// sessionJanitor makes sessions expire on demand: every session cookie seen
+// before /_control/expire-sessions is dropped from later requests, so vcsim
+// answers them with NotAuthenticated exactly as a vCenter whose session timed
+// out does.  Sessions opened afterwards (a re-login) work normally.
+type sessionJanitor struct {
+	mu      sync.Mutex
+	seen    map[string]bool
+	expired map[string]bool
+	next    http.Handler
+}
+
+func (j *sessionJanitor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/_control/expire-sessions":
+		j.mu.Lock()
+		n := 0
+		for id := range j.seen {
+			if !j.expired[id] {
+				j.expired[id] = true
+				n++
+			}
+		}
+		j.mu.Unlock()
+		fmt.Fprintf(w, "{\"expired\": %d}\n", n)
+		return
+	case "/_control/fail-next-sdk":
+		// The next /sdk request is answered with HTTP 503.
+		simulator.StatusSDK = http.StatusServiceUnavailable
+		fmt.Fprintln(w, "{}")
+		return
+	}
+	if c, err := r.Cookie(soap.SessionCookieName); err == nil {
+		j.mu.Lock()
+		dead := j.expired[c.Value]
+		j.seen[c.Value] = true
+		j.mu.Unlock()
+		if dead {
+			r.Header.Del("Cookie")
+		}
+	}
+	j.next.ServeHTTP(w, r)
+}
+
+func main() {
+	clusters := flag.Int("clusters", 1, "clusters in the datacenter")
+	hosts := flag.Int("hosts-per-cluster", 3, "ESXi hosts per cluster")
+	vms := flag.Int("vms", 0, "VMs created in each cluster's root resource pool")
+	hostMemMB := flag.Int64("host-memory-mb", 4096, "memory of every ESXi host")
+	hostCPUs := flag.Int("host-cpus", 2, "logical CPUs of every ESXi host")
+	listen := flag.String("listen", "127.0.0.1:0", "loopback address to listen on")
+	user := flag.String("username", "user", "login user name")
+	password := flag.String("password", "pass", "login password")
+	certFile := flag.String("tls-cert", "", "PEM certificate: serve HTTPS")
+	keyFile := flag.String("tls-key", "", "PEM key of -tls-cert")
+	flag.Parse()
+
+	// Every simulated host shares esx.HostHardwareInfo and esx.HostSystem.
+	esx.HostHardwareInfo.MemorySize = *hostMemMB * 1024 * 1024
+	esx.HostHardwareInfo.CpuInfo.NumCpuThreads = int16(*hostCPUs)
+	esx.HostHardwareInfo.CpuInfo.NumCpuCores = int16(*hostCPUs)
+	esx.HostSystem.Summary.Hardware.MemorySize = *hostMemMB * 1024 * 1024
+	esx.HostSystem.Summary.Hardware.NumCpuThreads = int16(*hostCPUs)
+	esx.HostSystem.Summary.Hardware.NumCpuCores = int16(*hostCPUs)
+
+	model := simulator.VPX()
+	model.Host = 0
+	model.Cluster = *clusters
+	model.ClusterHost = *hosts
+	model.Machine = *vms
+	model.Autostart = true
+	if err := model.Create(); err != nil {
+		log.Fatal(err)
+	}
+	defer model.Remove()
+	simulator.Map.AddHandler(relocationFixer{})
+
+	model.Service.Listen = &url.URL{
+		Host: *listen,
+		User: url.UserPassword(*user, *password),
+	}
+	if *certFile != "" {
+		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		model.Service.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
+	server := model.Service.NewServer()
+	defer server.Close()
+	server.Config.Handler = &sessionJanitor{
+		seen:    map[string]bool{},
+		expired: map[string]bool{},
+		next:    server.Config.Handler,
+	}
+
+	u := *server.URL
+	u.User = nil
+	line, _ := json.Marshal(map[string]interface{}{
+		"url":      u.String(),
+		"host":     u.Hostname(),
+		"port":     u.Port(),
+		"username": *user,
+		"password": *password,
+		"control":  u.Scheme + "://" + u.Host + "/_control",
+	})
+	fmt.Println(string(line))
+	os.Stdout.Sync()
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	<-stop
+}

@@ -1,0 +1,333 @@
+"""The vCenter cluster as one Nova node: where it is and what it can take.
+
+Capacity is read in one PropertyCollector round trip (hosts, VMs and
+datastores of the cluster together) and turned into Nova's resources by pure
+functions, so the arithmetic is tested without a wire.  ``max_unit`` is what
+the largest single host can still take, never the cluster total: Placement
+must not offer the cluster for a flavor that no host can run.
+"""
+
+import dataclasses
+import logging
+import re
+from typing import Any
+
+from nova.objects import fields
+from oslo_utils import units
+from oslo_utils import versionutils
+from pyVmomi import vim
+
+from nova import exception
+from nova_hypervisors.vmwareapi import inventory
+from nova_hypervisors.vmwareapi import session as vc_session
+
+LOG = logging.getLogger(__name__)
+
+HYPERVISOR_TYPE = 'VMware vCenter Server'
+HOST_PATHS = [
+    'name',
+    'summary.hardware.memorySize',
+    'summary.hardware.numCpuThreads',
+    'runtime.connectionState',
+    'runtime.inMaintenanceMode',
+]
+VM_PATHS = [
+    'runtime.host',
+    'runtime.powerState',
+    'summary.config.memorySizeMB',
+    'summary.config.numCpu',
+]
+DATASTORE_PATHS = [
+    'summary.name',
+    'summary.capacity',
+    'summary.freeSpace',
+    'summary.accessible',
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Node:
+    """Where the cluster lives in vCenter, found once at init_host."""
+
+    cluster: Any
+    cluster_name: str
+    resource_pool: Any
+    datacenter: Any
+    datacenter_name: str
+    vm_folder: Any
+    vcenter_uuid: str
+    vcenter_version: str
+
+    @property
+    def nodename(self) -> str:
+        """``<cluster moref>.<vCenter instanceUuid>``, as Nova's in-tree
+        driver names it, so compute nodes and instances carry over."""
+        return f'{self.cluster._moId}.{self.vcenter_uuid}'
+
+
+@dataclasses.dataclass(frozen=True)
+class HostCapacity:
+    name: str
+    memory_mb: int
+    cpus: int
+    usable: bool
+    used_memory_mb: int = 0
+    used_vcpus: int = 0
+    ref: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Datastore:
+    ref: Any
+    name: str
+    capacity_gb: int
+    free_gb: int
+    free_bytes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Capacity:
+    """The cluster's hosts (with what their running VMs hold) and the
+    datastores matching ``datastore_regex``."""
+
+    hosts: list[HostCapacity]
+    datastores: list[Datastore]
+
+    @property
+    def usable_hosts(self) -> list[HostCapacity]:
+        return [host for host in self.hosts if host.usable]
+
+
+def find_node(session: vc_session.VCenterSession, cluster_name: str) -> Node:
+    """Locate ``[vmware] cluster_name``; the error lists what exists."""
+    content = session.content
+    if not cluster_name:
+        raise vc_session.ConfigurationError('[vmware] cluster_name is not set')
+    clusters = session.view_properties(
+        content.rootFolder,
+        {vim.ClusterComputeResource: ['name', 'parent', 'resourcePool']},
+    )
+    found = [
+        (ref, props)
+        for ref, props in clusters.items()
+        if props.get('name') == cluster_name or ref._moId == cluster_name
+    ]
+    if not found:
+        names = sorted(props.get('name', '?') for props in clusters.values())
+        raise vc_session.ConfigurationError(
+            f'[vmware] cluster_name {cluster_name!r} matches no cluster of '
+            f'vCenter {session.settings.host} (clusters: '
+            f'{", ".join(names) or "none"})'
+        )
+    cluster, props = found[0]
+    datacenter, dc_props = _datacenter_of(session, props['parent'])
+    return Node(
+        cluster=cluster,
+        cluster_name=props['name'],
+        resource_pool=props['resourcePool'],
+        datacenter=datacenter,
+        datacenter_name=dc_props['name'],
+        vm_folder=dc_props['vmFolder'],
+        vcenter_uuid=content.about.instanceUuid,
+        vcenter_version=content.about.version,
+    )
+
+
+def _datacenter_of(session, parent):
+    while not isinstance(parent, vim.Datacenter):
+        parent = session.properties([parent], type(parent), ['parent'])[
+            parent
+        ]['parent']
+    props = session.properties([parent], vim.Datacenter, ['name', 'vmFolder'])
+    return parent, props[parent]
+
+
+def read_capacity(
+    session: vc_session.VCenterSession, node: Node, datastore_regex: str
+) -> Capacity:
+    """Hosts, VMs and datastores of the cluster in one round trip."""
+    found = inventory.read_cluster(
+        session,
+        node.cluster,
+        {
+            vim.HostSystem: HOST_PATHS,
+            vim.VirtualMachine: VM_PATHS,
+            vim.Datastore: DATASTORE_PATHS,
+        },
+    )
+    hosts = found[vim.HostSystem]
+    vms = list(found[vim.VirtualMachine].values())
+    datastores = list(found[vim.Datastore].items())
+    return capacity_from_properties(hosts, vms, datastores, datastore_regex)
+
+
+def capacity_from_properties(
+    hosts: dict, vms: list[dict], datastores: list, datastore_regex: str
+) -> Capacity:
+    """Pure: PropertyCollector results to :class:`Capacity`."""
+    used_memory: dict[Any, int] = {}
+    used_vcpus: dict[Any, int] = {}
+    for vm in vms:
+        host = vm.get('runtime.host')
+        if host is None or vm.get('runtime.powerState') != 'poweredOn':
+            continue
+        used_memory[host] = used_memory.get(host, 0) + (
+            vm.get('summary.config.memorySizeMB') or 0
+        )
+        used_vcpus[host] = used_vcpus.get(host, 0) + (
+            vm.get('summary.config.numCpu') or 0
+        )
+    host_capacities = [
+        HostCapacity(
+            name=props.get('name') or str(ref),
+            memory_mb=(props.get('summary.hardware.memorySize') or 0)
+            // units.Mi,
+            cpus=props.get('summary.hardware.numCpuThreads') or 0,
+            usable=props.get('runtime.connectionState') == 'connected'
+            and not props.get('runtime.inMaintenanceMode'),
+            used_memory_mb=used_memory.get(ref, 0),
+            used_vcpus=used_vcpus.get(ref, 0),
+            ref=ref,
+        )
+        for ref, props in hosts.items()
+    ]
+    pattern = re.compile(datastore_regex) if datastore_regex else None
+    matching = []
+    for ref, props in datastores:
+        name = props.get('summary.name', '')
+        if not props.get('summary.accessible', True):
+            continue
+        if pattern is not None and not pattern.match(name):
+            continue
+        free = props.get('summary.freeSpace') or 0
+        matching.append(
+            Datastore(
+                ref=ref,
+                name=name,
+                capacity_gb=(props.get('summary.capacity') or 0) // units.Gi,
+                free_gb=free // units.Gi,
+                free_bytes=free,
+            )
+        )
+    return Capacity(hosts=host_capacities, datastores=matching)
+
+
+def best_datastore(capacity: Capacity, needed_bytes: int = 0) -> Datastore:
+    """The matching datastore with the most free space."""
+    candidates = [
+        ds for ds in capacity.datastores if ds.free_bytes >= needed_bytes
+    ]
+    if not candidates:
+        raise exception.DatastoreNotFound(
+            _no_datastore_message(capacity, needed_bytes)
+        )
+    return max(candidates, key=lambda ds: ds.free_bytes)
+
+
+def _no_datastore_message(capacity: Capacity, needed_bytes: int) -> str:
+    if not capacity.datastores:
+        return (
+            'no accessible datastore of the cluster matches '
+            '[vmware] datastore_regex'
+        )
+    return (
+        'no datastore matching [vmware] datastore_regex has '
+        f'{needed_bytes // units.Gi} GB free'
+    )
+
+
+def placement_inventory(
+    capacity: Capacity,
+    ratios: dict[str, float],
+    reserved: dict[str, int],
+    datastore_regex: str | None,
+) -> dict[str, dict]:
+    """Placement inventory of the cluster.
+
+    Totals are the cluster's usable hosts and matching datastores;
+    ``max_unit`` is what the largest single host can still take with the
+    allocation ratio applied (capacity minus its powered-on VMs), and for
+    DISK_GB the largest matching datastore's free space.
+    """
+    hosts = capacity.usable_hosts
+    result = {}
+    if hosts:
+        vcpu_ratio = ratios['VCPU']
+        memory_ratio = ratios['MEMORY_MB']
+        result['VCPU'] = _entry(
+            total=sum(host.cpus for host in hosts),
+            reserved=reserved['VCPU'],
+            max_unit=max(
+                min(host.cpus, int(host.cpus * vcpu_ratio) - host.used_vcpus)
+                for host in hosts
+            ),
+            ratio=vcpu_ratio,
+        )
+        result['MEMORY_MB'] = _entry(
+            total=sum(host.memory_mb for host in hosts),
+            reserved=reserved['MEMORY_MB'],
+            max_unit=max(
+                int(host.memory_mb * memory_ratio) - host.used_memory_mb
+                for host in hosts
+            ),
+            ratio=memory_ratio,
+        )
+    else:
+        LOG.warning(
+            'Cluster has no connected host outside maintenance mode; '
+            'reporting no VCPU or MEMORY_MB'
+        )
+    if capacity.datastores:
+        result['DISK_GB'] = _entry(
+            total=sum(ds.capacity_gb for ds in capacity.datastores),
+            reserved=reserved['DISK_GB'],
+            max_unit=max(ds.free_gb for ds in capacity.datastores),
+            ratio=ratios['DISK_GB'],
+        )
+    else:
+        LOG.warning(
+            'No accessible datastore of the cluster matches [vmware] '
+            'datastore_regex %r; reporting no DISK_GB, so instances with '
+            'a root disk cannot be scheduled here',
+            datastore_regex,
+        )
+    return result
+
+
+def _entry(total: int, reserved: int, max_unit: int, ratio: float) -> dict:
+    total = max(total, 1)
+    return {
+        'total': total,
+        'reserved': min(reserved, total),
+        'min_unit': 1,
+        'max_unit': max(1, min(max_unit, int(total * ratio))),
+        'step_size': 1,
+        'allocation_ratio': ratio,
+    }
+
+
+def available_resource(capacity: Capacity, node: Node) -> dict:
+    """The dict Nova's resource tracker expects from the driver."""
+    hosts = capacity.usable_hosts
+    memory_total = sum(host.memory_mb for host in hosts)
+    return {
+        'vcpus': sum(host.cpus for host in hosts),
+        'memory_mb': memory_total,
+        'memory_mb_used': sum(host.used_memory_mb for host in hosts),
+        'local_gb': sum(ds.capacity_gb for ds in capacity.datastores),
+        'local_gb_used': sum(
+            ds.capacity_gb - ds.free_gb for ds in capacity.datastores
+        ),
+        'vcpus_used': 0,
+        'hypervisor_type': HYPERVISOR_TYPE,
+        'hypervisor_version': versionutils.convert_version_to_int(
+            node.vcenter_version
+        ),
+        'hypervisor_hostname': node.nodename,
+        'cpu_info': None,
+        'supported_instances': [
+            (fields.Architecture.I686, 'vmware', fields.VMMode.HVM),
+            (fields.Architecture.X86_64, 'vmware', fields.VMMode.HVM),
+        ],
+        'numa_topology': None,
+    }

@@ -1,0 +1,84 @@
+"""Consoles and diagnostics of an instance's VM.
+
+The VNC console is the ESXi host's VNC server on the port spawn put in the
+VM's ``RemoteDisplay.vnc.port``; vCenter itself serves no VNC.
+"""
+
+from typing import Any
+
+from nova.compute import power_state
+from nova.console import type as console_type
+from nova.objects import diagnostics as nova_diagnostics
+from pyVmomi import vim
+
+from nova import exception
+from nova_hypervisors.vmwareapi import events
+from nova_hypervisors.vmwareapi import lookup
+from nova_hypervisors.vmwareapi import session as vc_session
+from nova_hypervisors.vmwareapi import vmops as vm_ops
+
+DIAGNOSTIC_PATHS = [
+    'runtime.powerState',
+    'summary.config.numCpu',
+    'summary.config.memorySizeMB',
+    'summary.quickStats.uptimeSeconds',
+    'summary.quickStats.overallCpuUsage',
+    'summary.quickStats.guestMemoryUsage',
+]
+
+
+class Console:
+    def __init__(
+        self, session: vc_session.VCenterSession, vmops: vm_ops.VMOps
+    ) -> None:
+        self._session = session
+        self._vmops = vmops
+
+    def vnc(self, instance: Any) -> console_type.ConsoleVNC:
+        vm = lookup.get_vm(self._session, instance)
+        props = self._vmops.vm_properties(
+            vm, ['config.extraConfig', 'runtime.host']
+        )
+        port = None
+        for option in props.get('config.extraConfig') or ():
+            if option.key == vm_ops.VNC_KEY:
+                port = int(option.value)
+        host = props.get('runtime.host')
+        if port is None or host is None:
+            raise exception.ConsoleTypeUnavailable(console_type='vnc')
+        host_name = self._session.properties([host], vim.HostSystem, ['name'])[
+            host
+        ]['name']
+        return console_type.ConsoleVNC(host=host_name, port=port)
+
+    def _read(self, instance: Any) -> dict:
+        vm = lookup.get_vm(self._session, instance)
+        return self._vmops.vm_properties(vm, DIAGNOSTIC_PATHS)
+
+    def diagnostics(self, instance: Any) -> dict:
+        """The legacy free-form diagnostics: vSphere's quick stats."""
+        props = self._read(instance)
+        return {
+            path.rsplit('.', 1)[-1]: value for path, value in props.items()
+        }
+
+    def instance_diagnostics(
+        self, instance: Any
+    ) -> nova_diagnostics.Diagnostics:
+        props = self._read(instance)
+        state = events.POWER_STATES.get(props.get('runtime.powerState'), 0)
+        diags = nova_diagnostics.Diagnostics(
+            state=power_state.STATE_MAP[state],
+            driver='vmwareapi',
+            hypervisor='vmware',
+            hypervisor_os='esxi',
+            uptime=props.get('summary.quickStats.uptimeSeconds') or 0,
+            config_drive=False,
+        )
+        diags.memory_details = nova_diagnostics.MemoryDiagnostics(
+            maximum=props.get('summary.config.memorySizeMB') or 0,
+            used=props.get('summary.quickStats.guestMemoryUsage') or 0,
+        )
+        for _ in range(props.get('summary.config.numCpu') or 0):
+            diags.add_cpu()
+        return diags

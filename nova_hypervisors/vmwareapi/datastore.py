@@ -1,0 +1,175 @@
+"""Files on vCenter datastores: paths, HTTP transfers and file tasks.
+
+Transfers use vCenter's ``/folder`` HTTP interface with the session cookie
+and the same TLS settings as the SOAP connection, and the real datacenter
+path (``dcPath``) vCenter needs to find the datastore.
+"""
+
+from collections.abc import Iterable
+import http.client
+import logging
+from typing import Any
+import urllib.parse
+
+from pyVmomi import vim
+
+from nova_hypervisors.vmwareapi import session as vc_session
+
+LOG = logging.getLogger(__name__)
+CHUNK = 1024 * 1024
+
+
+def path(datastore: str, *parts: str) -> str:
+    """``[datastore] a/b`` as vSphere writes datastore paths."""
+    return f'[{datastore}] ' + '/'.join(p.strip('/') for p in parts if p)
+
+
+def split(ds_path: str) -> tuple[str, str]:
+    """``[ds] a/b`` -> (``ds``, ``a/b``)."""
+    datastore, _, rest = ds_path.partition('] ')
+    return datastore.lstrip('['), rest
+
+
+class DatastoreFiles:
+    """Upload, download and manage files of one datacenter's datastores."""
+
+    def __init__(
+        self,
+        session: vc_session.VCenterSession,
+        datacenter: Any,
+        datacenter_name: str,
+    ) -> None:
+        self._session = session
+        self._datacenter = datacenter
+        self._dc_name = datacenter_name
+
+    def _connection(self) -> http.client.HTTPConnection:
+        settings = self._session.settings
+        return http.client.HTTPSConnection(
+            settings.host,
+            settings.port,
+            timeout=settings.http_timeout,
+            context=vc_session.ssl_context(settings),
+        )
+
+    def _url(self, ds_path: str) -> str:
+        datastore, relative = split(ds_path)
+        query = urllib.parse.urlencode(
+            {'dcPath': self._dc_name, 'dsName': datastore}
+        )
+        return f'/folder/{urllib.parse.quote(relative)}?{query}'
+
+    def _headers(self) -> dict:
+        return {'Cookie': self._session.cookie()}
+
+    def exists(self, ds_path: str) -> bool:
+        """One HEAD request: whether the file is on the datastore."""
+        connection = self._connection()
+        try:
+            connection.request(
+                'HEAD', self._url(ds_path), headers=self._headers()
+            )
+            response = connection.getresponse()
+            response.read()
+            return response.status == 200
+        finally:
+            connection.close()
+
+    def upload(self, ds_path: str, chunks: Iterable[bytes], size: int) -> None:
+        """Stream ``size`` bytes into ``ds_path``."""
+        connection = self._connection()
+        try:
+            connection.putrequest('PUT', self._url(ds_path))
+            for key, value in self._headers().items():
+                connection.putheader(key, value)
+            connection.putheader('Content-Type', 'application/octet-stream')
+            connection.putheader('Content-Length', str(size))
+            connection.endheaders()
+            for chunk in chunks:
+                connection.send(chunk)
+            response = connection.getresponse()
+            response.read()
+            if response.status not in (200, 201, 204):
+                raise OSError(
+                    f'upload of {ds_path} to vCenter failed: HTTP '
+                    f'{response.status} {response.reason}'
+                )
+        finally:
+            connection.close()
+
+    def download(self, ds_path: str) -> Iterable[bytes]:
+        """Stream a datastore file's bytes."""
+        connection = self._connection()
+        try:
+            connection.request(
+                'GET', self._url(ds_path), headers=self._headers()
+            )
+            response = connection.getresponse()
+            if response.status != 200:
+                response.read()
+                raise OSError(
+                    f'download of {ds_path} from vCenter failed: HTTP '
+                    f'{response.status} {response.reason}'
+                )
+            while chunk := response.read(CHUNK):
+                yield chunk
+        finally:
+            connection.close()
+
+    def make_directory(self, ds_path: str) -> None:
+        try:
+            self._session.invoke(
+                self._session.content.fileManager,
+                'MakeDirectory',
+                name=ds_path,
+                datacenter=self._datacenter,
+                createParentDirectories=True,
+            )
+        except vim.fault.FileAlreadyExists:
+            pass
+
+    def delete(self, ds_path: str) -> None:
+        """Delete a file or directory; a missing one is not an error."""
+        try:
+            task = self._session.invoke(
+                self._session.content.fileManager,
+                'DeleteDatastoreFile_Task',
+                name=ds_path,
+                datacenter=self._datacenter,
+            )
+            self._session.wait_for_task(task)
+        except (vim.fault.FileNotFound, vc_session.TaskFailed) as error:
+            if not _is_not_found(error):
+                raise
+            LOG.debug('%s was already gone', ds_path)
+
+    def copy_disk(self, source: str, destination: str) -> None:
+        """Copy a virtual disk (descriptor and extents) within vCenter."""
+        task = self._session.invoke(
+            self._session.content.virtualDiskManager,
+            'CopyVirtualDisk_Task',
+            sourceName=source,
+            sourceDatacenter=self._datacenter,
+            destName=destination,
+            destDatacenter=self._datacenter,
+        )
+        self._session.wait_for_task(task)
+
+    def delete_disk(self, ds_path: str) -> None:
+        try:
+            task = self._session.invoke(
+                self._session.content.virtualDiskManager,
+                'DeleteVirtualDisk_Task',
+                name=ds_path,
+                datacenter=self._datacenter,
+            )
+            self._session.wait_for_task(task)
+        except (vim.fault.FileNotFound, vc_session.TaskFailed) as error:
+            if not _is_not_found(error):
+                raise
+
+
+def _is_not_found(error: Exception) -> bool:
+    if isinstance(error, vim.fault.FileNotFound):
+        return True
+    return isinstance(getattr(error, 'fault', None), vim.fault.FileNotFound)

@@ -1,0 +1,504 @@
+"""VM lifecycle: spawn, destroy, power operations and state.
+
+Spawn builds the VM in the cluster's resource pool and the instance folder
+from a cached image disk (linked or full clone), with one NIC per Neutron
+port and a config drive when Nova asks for one.  Placement on a host is
+vSphere's job (DRS); only when DRS is off do we pick the best-fitting host.
+Everything spawn creates is registered for undo, so a failure leaves
+nothing behind.
+"""
+
+from collections.abc import Callable
+import contextlib
+import dataclasses
+import logging
+import os
+import tempfile
+from typing import Any
+
+from nova.api.metadata import base as instance_metadata
+from oslo_utils import units
+from pyVmomi import vim
+
+from nova import exception
+from nova.virt import configdrive
+from nova.virt import hardware
+from nova_hypervisors.vmwareapi import cluster
+from nova_hypervisors.vmwareapi import datastore as ds_util
+from nova_hypervisors.vmwareapi import events
+from nova_hypervisors.vmwareapi import images
+from nova_hypervisors.vmwareapi import lookup
+from nova_hypervisors.vmwareapi import network
+from nova_hypervisors.vmwareapi import session as vc_session
+
+LOG = logging.getLogger(__name__)
+
+INSTANCE_FOLDER = 'OpenStack'
+SCSI_KEY = -100
+ROOT_DISK_KEY = -101
+CDROM_KEY = -102
+IDE_CONTROLLER_KEY = 200
+VNC_KEY = 'RemoteDisplay.vnc.port'
+VM_PATHS = ['runtime.powerState', 'config.files.vmPathName']
+
+
+@dataclasses.dataclass(frozen=True)
+class SpawnSettings:
+    """The [vmware]/[vnc] values spawn needs, read at init_host."""
+
+    datastore_regex: str | None
+    use_linked_clone: bool
+    vnc_enabled: bool
+    vnc_port: int
+    vnc_port_total: int
+    vnc_keymap: str | None
+
+
+def vm_directory(vm_path_name: str) -> str:
+    """``[ds] uuid/uuid.vmx`` -> ``[ds] uuid``."""
+    return vm_path_name.rsplit('/', 1)[0]
+
+
+class VMOps:
+    """Creates, removes and powers the instances' VMs."""
+
+    def __init__(
+        self,
+        session: vc_session.VCenterSession,
+        node: cluster.Node,
+        files: ds_util.DatastoreFiles,
+        image_cache: images.ImageCache,
+        states: events.PowerStates,
+        settings: SpawnSettings,
+    ) -> None:
+        self._session = session
+        self._node = node
+        self._files = files
+        self._images = image_cache
+        self._states = states
+        self._settings = settings
+        self._folder = None
+        self._vnc_ports: set[int] | None = None
+
+    # -- helpers ------------------------------------------------------------
+
+    def instance_folder(self) -> Any:
+        """The ``OpenStack`` VM folder of the datacenter, created once."""
+        if self._folder is None:
+            try:
+                self._folder = self._session.invoke(
+                    self._node.vm_folder, 'CreateFolder', name=INSTANCE_FOLDER
+                )
+            except vim.fault.DuplicateName as error:
+                self._folder = error.object
+        return self._folder
+
+    def _run_task(self, managed_object: Any, method: str, **kwargs) -> Any:
+        task = self._session.invoke(managed_object, method, **kwargs)
+        return self._session.wait_for_task(task)
+
+    def vm_properties(self, vm: Any, paths: list[str]) -> dict:
+        return self._session.properties([vm], vim.VirtualMachine, paths)[vm]
+
+    # -- spawn --------------------------------------------------------------
+
+    def spawn(
+        self,
+        context: Any,
+        instance: Any,
+        image_meta: Any,
+        injected_files: list,
+        admin_password: str,
+        network_info: list,
+        power_on: bool = True,
+    ) -> None:
+        """Create the instance's VM and power it on; undo all on failure."""
+        undo: list[Callable[[], None]] = []
+        try:
+            self._spawn(
+                context,
+                instance,
+                image_meta,
+                injected_files,
+                admin_password,
+                network_info,
+                undo,
+            )
+            if power_on:
+                self.power_on(instance)
+        except Exception:
+            with contextlib.suppress(Exception):
+                LOG.warning('Spawn of %s failed; cleaning up', instance.uuid)
+            for step in reversed(undo):
+                try:
+                    step()
+                except Exception:  # noqa: BLE001 - keep the first error
+                    LOG.exception('Cleanup after failed spawn failed')
+            self._states.expect(instance.uuid, None)
+            raise
+
+    def _spawn(
+        self,
+        context,
+        instance,
+        image_meta,
+        injected_files,
+        admin_password,
+        network_info,
+        undo,
+    ) -> None:
+        flavor = instance.flavor
+        capacity = cluster.read_capacity(
+            self._session, self._node, self._settings.datastore_regex
+        )
+        datastore = cluster.best_datastore(capacity, flavor.root_gb * units.Gi)
+        host = self._host_for(capacity, flavor.memory_mb)
+        cached = self._images.fetch(context, image_meta, datastore.name)
+
+        uuid = instance.uuid
+        vm_dir = ds_util.path(datastore.name, uuid)
+        self._files.make_directory(vm_dir)
+        undo.append(lambda: self._files.delete(vm_dir))
+
+        disk_path = ds_util.path(datastore.name, uuid, f'{uuid}.vmdk')
+        devices = [self._scsi_controller_spec()]
+        if self._settings.use_linked_clone:
+            devices.append(
+                self._disk_spec(disk_path, flavor.root_gb, parent=cached)
+            )
+        else:
+            self._files.copy_disk(cached, disk_path)
+            devices.append(self._disk_spec(disk_path, flavor.root_gb))
+        devices += network.nic_specs(
+            self._session, self._node.datacenter, network_info
+        )
+        if configdrive.required_by(instance):
+            iso = self._upload_config_drive(
+                context,
+                instance,
+                injected_files,
+                admin_password,
+                network_info,
+                vm_dir,
+            )
+            devices.append(self._cdrom_spec(iso))
+
+        spec = vim.vm.ConfigSpec(
+            name=uuid,
+            instanceUuid=uuid,
+            guestId='otherGuest64',
+            numCPUs=flavor.vcpus,
+            memoryMB=flavor.memory_mb,
+            annotation=f'name:{instance.display_name}\nuuid:{uuid}',
+            files=vim.vm.FileInfo(
+                vmPathName=ds_util.path(datastore.name, uuid, f'{uuid}.vmx')
+            ),
+            extraConfig=self._extra_config(instance),
+            deviceChange=devices,
+        )
+        self._states.expect(uuid, 'poweredOff')
+        vm = self._run_task(
+            self.instance_folder(),
+            'CreateVM_Task',
+            config=spec,
+            pool=self._node.resource_pool,
+            host=host,
+        )
+        undo.append(lambda: self._destroy_vm(vm))
+        LOG.info('Created VM %s for instance %s', vm._moId, uuid)
+
+    def _host_for(self, capacity: cluster.Capacity, memory_mb: int) -> Any:
+        """None (DRS places the VM) or, with DRS off, the best-fitting host.
+
+        The best fit is the usable host with the most memory left that can
+        still hold the flavor.
+        """
+        props = self._session.properties(
+            [self._node.cluster],
+            vim.ClusterComputeResource,
+            ['configurationEx'],
+        )[self._node.cluster]
+        config = props.get('configurationEx')
+        drs = getattr(getattr(config, 'drsConfig', None), 'enabled', False)
+        if drs:
+            return None
+        fitting = [
+            host
+            for host in capacity.usable_hosts
+            if host.memory_mb - host.used_memory_mb >= memory_mb
+        ]
+        if not fitting:
+            raise exception.ComputeResourcesUnavailable(
+                reason=f'no host of cluster {self._node.cluster_name} has '
+                f'{memory_mb} MB of memory left'
+            )
+        best = max(fitting, key=lambda h: h.memory_mb - h.used_memory_mb)
+        return best.ref
+
+    @staticmethod
+    def _scsi_controller_spec() -> Any:
+        controller = vim.vm.device.VirtualLsiLogicController(
+            key=SCSI_KEY, busNumber=0, sharedBus='noSharing'
+        )
+        return vim.vm.device.VirtualDeviceSpec(
+            operation='add', device=controller
+        )
+
+    @staticmethod
+    def _disk_spec(
+        disk_path: str,
+        size_gb: int,
+        parent: str | None = None,
+        key: int = ROOT_DISK_KEY,
+        unit: int = 0,
+    ) -> Any:
+        """A root disk: a child of the cached image (linked clone) or an
+        existing full copy."""
+        backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+            fileName=disk_path, diskMode='persistent', thinProvisioned=True
+        )
+        spec = vim.vm.device.VirtualDeviceSpec(operation='add')
+        if parent:
+            backing.parent = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                fileName=parent, diskMode='persistent'
+            )
+            spec.fileOperation = 'create'
+        disk = vim.vm.device.VirtualDisk(
+            key=key,
+            controllerKey=SCSI_KEY,
+            unitNumber=unit,
+            backing=backing,
+        )
+        if size_gb:
+            disk.capacityInKB = size_gb * units.Mi
+        spec.device = disk
+        return spec
+
+    @staticmethod
+    def _cdrom_spec(iso_path: str) -> Any:
+        cdrom = vim.vm.device.VirtualCdrom(
+            key=CDROM_KEY,
+            controllerKey=IDE_CONTROLLER_KEY,
+            unitNumber=0,
+            backing=vim.vm.device.VirtualCdrom.IsoBackingInfo(
+                fileName=iso_path
+            ),
+            connectable=vim.vm.device.VirtualDevice.ConnectInfo(
+                startConnected=True, connected=True, allowGuestControl=False
+            ),
+        )
+        return vim.vm.device.VirtualDeviceSpec(operation='add', device=cdrom)
+
+    def _extra_config(self, instance: Any) -> list:
+        options = [
+            vim.option.OptionValue(key='nvp.vm-uuid', value=instance.uuid)
+        ]
+        if self._settings.vnc_enabled:
+            port = self._allocate_vnc_port()
+            options += [
+                vim.option.OptionValue(
+                    key='RemoteDisplay.vnc.enabled', value='true'
+                ),
+                vim.option.OptionValue(key=VNC_KEY, value=str(port)),
+            ]
+            if self._settings.vnc_keymap:
+                options.append(
+                    vim.option.OptionValue(
+                        key='RemoteDisplay.vnc.keyMap',
+                        value=self._settings.vnc_keymap,
+                    )
+                )
+        return options
+
+    def _allocate_vnc_port(self) -> int:
+        """The lowest free port of [vmware] vnc_port/vnc_port_total.
+
+        Ports in use are read from the cluster once, then tracked here.
+        """
+        if self._vnc_ports is None:
+            from nova_hypervisors.vmwareapi import inventory
+
+            found = inventory.read_cluster(
+                self._session,
+                self._node.cluster,
+                {vim.VirtualMachine: ['config.extraConfig']},
+            )[vim.VirtualMachine]
+            used = set()
+            for props in found.values():
+                for option in props.get('config.extraConfig') or ():
+                    if option.key == VNC_KEY:
+                        with contextlib.suppress(ValueError):
+                            used.add(int(option.value))
+            self._vnc_ports = used
+        first = self._settings.vnc_port
+        for port in range(first, first + self._settings.vnc_port_total):
+            if port not in self._vnc_ports:
+                self._vnc_ports.add(port)
+                return port
+        raise exception.ConsolePortRangeExhausted(
+            min_port=first, max_port=first + self._settings.vnc_port_total
+        )
+
+    def _upload_config_drive(
+        self,
+        context,
+        instance,
+        injected_files,
+        admin_password,
+        network_info,
+        vm_dir,
+    ) -> str:
+        extra_md = {}
+        if admin_password:
+            extra_md['admin_pass'] = admin_password
+        metadata = instance_metadata.InstanceMetadata(
+            instance,
+            content=injected_files,
+            extra_md=extra_md,
+            network_info=network_info,
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            iso = os.path.join(tmp, 'configdrive.iso')
+            with configdrive.ConfigDriveBuilder(instance_md=metadata) as cdb:
+                cdb.make_drive(iso)
+            size = os.path.getsize(iso)
+            target = f'{vm_dir}/configdrive.iso'
+            with open(iso, 'rb') as data:
+                self._files.upload(
+                    target,
+                    iter(lambda: data.read(ds_util.CHUNK), b''),
+                    size,
+                )
+        return target
+
+    # -- destroy ------------------------------------------------------------
+
+    def destroy(self, instance: Any, destroy_disks: bool = True) -> None:
+        """Remove the VM and its directory; a missing VM is not an error."""
+        vm = lookup.find_vm(self._session, instance.uuid)
+        if vm is None:
+            LOG.info('Instance %s has no VM in vCenter', instance.uuid)
+            self._states.expect(instance.uuid, None)
+            return
+        if destroy_disks:
+            self._destroy_vm(vm)
+        else:
+            self._power_off_vm(vm)
+            self._session.invoke(vm, 'UnregisterVM')
+        self._states.expect(instance.uuid, None)
+
+    def _destroy_vm(self, vm: Any) -> None:
+        props = self.vm_properties(vm, VM_PATHS)
+        self._power_off_vm(vm, props.get('runtime.powerState'))
+        self._run_task(vm, 'Destroy_Task')
+        vm_path = props.get('config.files.vmPathName')
+        if vm_path:
+            self._files.delete(vm_directory(vm_path))
+
+    def _power_off_vm(self, vm: Any, state: str | None = None) -> None:
+        if state is None:
+            state = self.vm_properties(vm, VM_PATHS).get('runtime.powerState')
+        if state in ('poweredOn', 'suspended'):
+            try:
+                self._run_task(vm, 'PowerOffVM_Task')
+            except vc_session.TaskFailed as error:
+                if not isinstance(error.fault, vim.fault.InvalidPowerState):
+                    raise
+
+    # -- power --------------------------------------------------------------
+
+    def _power(self, instance: Any, method: str, expected: str) -> None:
+        vm = lookup.get_vm(self._session, instance)
+        self._states.expect(instance.uuid, expected)
+        try:
+            self._run_task(vm, method)
+        except vc_session.TaskFailed as error:
+            self._states.retract(instance.uuid, expected)
+            if not isinstance(error.fault, vim.fault.InvalidPowerState):
+                raise
+            LOG.debug(
+                '%s: VM of %s already %s', method, instance.uuid, expected
+            )
+        except Exception:
+            self._states.retract(instance.uuid, expected)
+            raise
+
+    def power_on(self, instance: Any) -> None:
+        self._power(instance, 'PowerOnVM_Task', 'poweredOn')
+
+    def power_off(self, instance: Any, timeout: int = 0) -> None:
+        """Clean shutdown within ``timeout`` seconds, then hard power off."""
+        vm = lookup.get_vm(self._session, instance)
+        if timeout and self._shutdown_guest(vm, instance, timeout):
+            return
+        self._power(instance, 'PowerOffVM_Task', 'poweredOff')
+
+    def _shutdown_guest(self, vm: Any, instance: Any, timeout: int) -> bool:
+        props = self.vm_properties(
+            vm, ['runtime.powerState', 'guest.toolsRunningStatus']
+        )
+        if props.get('runtime.powerState') != 'poweredOn':
+            return props.get('runtime.powerState') == 'poweredOff'
+        if props.get('guest.toolsRunningStatus') != 'guestToolsRunning':
+            return False
+        self._states.expect(instance.uuid, 'poweredOff')
+        try:
+            self._session.invoke(vm, 'ShutdownGuest')
+        except (vim.fault.ToolsUnavailable, vim.fault.InvalidState):
+            return False
+        return self._session.wait_for_value(
+            vm, vim.VirtualMachine, 'runtime.powerState', 'poweredOff', timeout
+        )
+
+    def reboot(self, instance: Any, reboot_type: str) -> None:
+        """SOFT asks the guest (VMware Tools), falling back to a reset."""
+        vm = lookup.get_vm(self._session, instance)
+        props = self.vm_properties(
+            vm, ['runtime.powerState', 'guest.toolsRunningStatus']
+        )
+        if props.get('runtime.powerState') != 'poweredOn':
+            self.power_on(instance)
+            return
+        if (
+            reboot_type == 'SOFT'
+            and props.get('guest.toolsRunningStatus') == 'guestToolsRunning'
+        ):
+            try:
+                self._session.invoke(vm, 'RebootGuest')
+                return
+            except (
+                vim.fault.ToolsUnavailable,
+                vim.fault.InvalidState,
+                vim.fault.TaskInProgress,
+                vim.fault.MethodNotFound,
+            ):
+                LOG.info('Soft reboot of %s failed; resetting', instance.uuid)
+            except Exception as error:  # vcsim lacks RebootGuest
+                if 'MethodNotFound' not in type(error).__name__:
+                    raise
+                LOG.info('Soft reboot of %s failed; resetting', instance.uuid)
+        self._power(instance, 'ResetVM_Task', 'poweredOn')
+
+    def suspend(self, instance: Any) -> None:
+        self._power(instance, 'SuspendVM_Task', 'suspended')
+
+    def resume(self, instance: Any) -> None:
+        self.power_on(instance)
+
+    # -- state --------------------------------------------------------------
+
+    def get_info(self, instance: Any) -> hardware.InstanceInfo:
+        """From the watched cache when it can vouch, else one lookup."""
+        state = self._states.get(instance.uuid)
+        if state is None:
+            vm = lookup.get_vm(self._session, instance)
+            state = self.vm_properties(vm, ['runtime.powerState']).get(
+                'runtime.powerState'
+            )
+        return hardware.InstanceInfo(state=events.POWER_STATES.get(state, 0))
+
+    def instance_exists(self, instance: Any) -> bool:
+        return lookup.find_vm(self._session, instance.uuid) is not None
+
+    def list_instance_uuids(self) -> list[str]:
+        return sorted(lookup.cluster_vms(self._session, self._node.cluster))

@@ -1,0 +1,108 @@
+"""VCDriver's session, node and resources against a real vcsim (TLS)."""
+
+import unittest
+
+from pyVmomi import vim
+
+from nova_hypervisors.simulators.vcsim import tls as vcsim_tls
+from nova_hypervisors.vmwareapi import cluster
+from nova_hypervisors.vmwareapi import lookup
+from nova_hypervisors.vmwareapi import session as vc_session
+from tests.functional.vmwareapi import vcsim_fixture
+
+
+class TestAgainstVcsim(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = vcsim_fixture.start(clusters=2, hosts_per_cluster=2, vms=3)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sim.stop()
+
+    def settings(self, **overrides):
+        values = dict(
+            host=self.sim.host,
+            port=self.sim.port,
+            username=self.sim.username,
+            password=self.sim.password,
+            ca_file=self.sim.ca_file,
+        )
+        values.update(overrides)
+        return vc_session.Settings(**values)
+
+    def connect(self, **overrides):
+        session = vc_session.VCenterSession(self.settings(**overrides))
+        session.connect()
+        self.addCleanup(session.disconnect)
+        return session
+
+    def test_tls_with_the_ca_file_works(self):
+        session = self.connect()
+        self.assertTrue(session.content.about.instanceUuid)
+
+    def test_a_wrong_ca_is_refused_naming_ca_file(self):
+        import pathlib
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            _, _, other_ca = vcsim_tls.make_ca(pathlib.Path(tmp), 'other')
+            with self.assertRaises(vc_session.ConfigurationError) as caught:
+                self.connect(ca_file=str(other_ca))
+        self.assertIn('[vmware] ca_file', str(caught.exception))
+
+    def test_insecure_opts_out_of_verification(self):
+        self.connect(ca_file=None, insecure=True)
+
+    def test_wrong_credentials_and_host_name_the_option(self):
+        with self.assertRaises(vc_session.ConfigurationError) as caught:
+            self.connect(password='wrong')
+        self.assertIn('host_username/host_password', str(caught.exception))
+        self.assertNotIn('wrong', str(caught.exception))
+        with self.assertRaises(vc_session.ConfigurationError) as caught:
+            self.connect(port=1)
+        self.assertIn('[vmware] host_ip', str(caught.exception))
+
+    def test_unknown_cluster_lists_the_clusters(self):
+        with self.assertRaises(vc_session.ConfigurationError) as caught:
+            cluster.find_node(self.connect(), 'nope')
+        self.assertIn('[vmware] cluster_name', str(caught.exception))
+        self.assertIn('DC0_C0', str(caught.exception))
+
+    def test_node_name_is_the_in_tree_drivers(self):
+        session = self.connect()
+        node = cluster.find_node(session, 'DC0_C1')
+        self.assertEqual(
+            f'{node.cluster._moId}.{session.content.about.instanceUuid}',
+            node.nodename,
+        )
+
+    def test_resources_count_connected_hosts_and_running_vms(self):
+        session = self.connect()
+        node = cluster.find_node(session, 'DC0_C0')
+        capacity = cluster.read_capacity(session, node, None)
+        self.assertEqual(2, len(capacity.hosts))
+        self.assertEqual(3 * 32, sum(h.used_memory_mb for h in capacity.hosts))
+        self.assertEqual(['LocalDS_0'], [d.name for d in capacity.datastores])
+
+    def test_listing_sees_the_clusters_vms_only(self):
+        session = self.connect()
+        node = cluster.find_node(session, 'DC0_C0')
+        vms = lookup.cluster_vms(session, node.cluster)
+        self.assertEqual(3, len(vms))
+        uuid = next(iter(vms))
+        self.assertEqual(vms[uuid]['ref'], lookup.find_vm(session, uuid))
+
+    def test_an_expired_session_is_survived_mid_operation(self):
+        session = self.connect()
+        node = cluster.find_node(session, 'DC0_C0')
+        vm = next(iter(lookup.cluster_vms(session, node.cluster).values()))
+        self.assertGreater(self.sim.expire_sessions(), 0)
+        task = session.invoke(vm['ref'], 'PowerOffVM_Task')
+        session.wait_for_task(task)
+        self.assertEqual(2, session.generation)
+        state = session.properties(
+            [vm['ref']], vim.VirtualMachine, ['runtime.powerState']
+        )[vm['ref']]['runtime.powerState']
+        self.assertEqual('poweredOff', state)
+        session.wait_for_task(session.invoke(vm['ref'], 'PowerOnVM_Task'))

@@ -1,0 +1,120 @@
+"""The cluster's capacity as Placement inventory (no wire involved)."""
+
+import unittest
+
+from oslo_utils import units
+
+from nova import exception
+from nova_hypervisors.vmwareapi import cluster
+
+RATIOS = {'VCPU': 4.0, 'MEMORY_MB': 1.0, 'DISK_GB': 1.0}
+NO_RESERVE = {'VCPU': 0, 'MEMORY_MB': 0, 'DISK_GB': 0}
+
+
+def host(name, memory_mb=4096, cpus=2, state='connected', maint=False):
+    return name, {
+        'name': name,
+        'summary.hardware.memorySize': memory_mb * units.Mi,
+        'summary.hardware.numCpuThreads': cpus,
+        'runtime.connectionState': state,
+        'runtime.inMaintenanceMode': maint,
+    }
+
+
+def vm(on_host, memory_mb, power='poweredOn', cpus=1):
+    return {
+        'runtime.host': on_host,
+        'runtime.powerState': power,
+        'summary.config.memorySizeMB': memory_mb,
+        'summary.config.numCpu': cpus,
+    }
+
+
+def datastore(name, capacity_gb, free_gb, accessible=True):
+    return name, {
+        'summary.name': name,
+        'summary.capacity': capacity_gb * units.Gi,
+        'summary.freeSpace': free_gb * units.Gi,
+        'summary.accessible': accessible,
+    }
+
+
+class TestInventory(unittest.TestCase):
+    def capacity(self, hosts, vms=(), datastores=(), regex=None):
+        return cluster.capacity_from_properties(
+            dict(hosts), list(vms), list(datastores), regex
+        )
+
+    def test_max_unit_is_the_largest_single_host_not_the_total(self):
+        cap = self.capacity(
+            [host('h0'), host('h1')], datastores=[datastore('ds', 100, 50)]
+        )
+        inv = cluster.placement_inventory(cap, RATIOS, NO_RESERVE, None)
+        self.assertEqual(8192, inv['MEMORY_MB']['total'])
+        self.assertEqual(4096, inv['MEMORY_MB']['max_unit'])
+        self.assertEqual(4, inv['VCPU']['total'])
+        self.assertEqual(2, inv['VCPU']['max_unit'])
+
+    def test_powered_on_vms_reduce_what_their_host_can_take(self):
+        cap = self.capacity(
+            [host('h0'), host('h1')],
+            vms=[
+                vm('h0', 3000),
+                vm('h1', 1000),
+                vm('h1', 2000, power='poweredOff'),
+            ],
+        )
+        inv = cluster.placement_inventory(cap, RATIOS, NO_RESERVE, None)
+        self.assertEqual(3096, inv['MEMORY_MB']['max_unit'])
+
+    def test_hosts_in_maintenance_or_disconnected_do_not_count(self):
+        cap = self.capacity(
+            [
+                host('h0', memory_mb=8192, maint=True),
+                host('h1', memory_mb=16384, state='disconnected'),
+                host('h2', memory_mb=2048),
+            ]
+        )
+        inv = cluster.placement_inventory(cap, RATIOS, NO_RESERVE, None)
+        self.assertEqual(2048, inv['MEMORY_MB']['total'])
+        self.assertEqual(2048, inv['MEMORY_MB']['max_unit'])
+
+    def test_allocation_ratio_and_reserved_are_honoured(self):
+        cap = self.capacity([host('h0')])
+        ratios = dict(RATIOS, MEMORY_MB=1.5)
+        reserved = dict(NO_RESERVE, MEMORY_MB=512, VCPU=1)
+        inv = cluster.placement_inventory(cap, ratios, reserved, None)
+        self.assertEqual(512, inv['MEMORY_MB']['reserved'])
+        self.assertEqual(1.5, inv['MEMORY_MB']['allocation_ratio'])
+        self.assertEqual(6144, inv['MEMORY_MB']['max_unit'])
+        self.assertEqual(1, inv['VCPU']['reserved'])
+
+    def test_disk_comes_from_datastores_matching_the_regex(self):
+        cap = self.capacity(
+            [host('h0')],
+            datastores=[
+                datastore('nova-a', 100, 10),
+                datastore('nova-b', 200, 80),
+                datastore('other', 1000, 900),
+                datastore('nova-gone', 500, 500, accessible=False),
+            ],
+            regex='nova-',
+        )
+        inv = cluster.placement_inventory(cap, RATIOS, NO_RESERVE, 'nova-')
+        self.assertEqual(300, inv['DISK_GB']['total'])
+        self.assertEqual(80, inv['DISK_GB']['max_unit'])
+        self.assertEqual('nova-b', cluster.best_datastore(cap).name)
+
+    def test_no_matching_datastore_is_reported_not_a_crash(self):
+        cap = self.capacity(
+            [host('h0')], datastores=[datastore('x', 1, 1)], regex='nomatch'
+        )
+        with self.assertLogs('nova_hypervisors.vmwareapi.cluster') as logs:
+            inv = cluster.placement_inventory(
+                cap, RATIOS, NO_RESERVE, 'nomatch'
+            )
+        self.assertNotIn('DISK_GB', inv)
+        self.assertIn('datastore_regex', logs.output[0])
+        self.assertRaises(
+            exception.DatastoreNotFound, cluster.best_datastore, cap
+        )

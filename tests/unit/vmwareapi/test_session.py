@@ -1,0 +1,114 @@
+"""The session's retry policy and task waiter, with only the wire mocked."""
+
+import unittest
+from unittest import mock
+
+from pyVmomi import vim
+
+from nova_hypervisors.vmwareapi import session as vc_session
+
+
+def make_session():
+    settings = vc_session.Settings(
+        host='vc.example', port=443, username='u', password='secret'
+    )
+    session = vc_session.VCenterSession(settings)
+    session.content = mock.Mock()
+    session._stub = mock.Mock(cookie='vmware_soap_session="abc"; Path=/')
+    return session
+
+
+class TestRetryPolicy(unittest.TestCase):
+    def test_expired_session_logs_in_again_once_and_retries(self):
+        session = make_session()
+        target = mock.Mock()
+        target.PowerOnVM_Task.side_effect = [
+            vim.fault.NotAuthenticated(),
+            'task-1',
+        ]
+        self.assertEqual('task-1', session.invoke(target, 'PowerOnVM_Task'))
+        session.content.sessionManager.Login.assert_called_once_with(
+            'u', 'secret'
+        )
+        self.assertEqual(1, session.generation)
+
+    def test_a_second_refusal_is_raised(self):
+        session = make_session()
+        target = mock.Mock()
+        target.Destroy_Task.side_effect = vim.fault.NotAuthenticated()
+        self.assertRaises(
+            vim.fault.NotAuthenticated, session.invoke, target, 'Destroy_Task'
+        )
+
+    def test_wrong_credentials_name_the_options(self):
+        session = make_session()
+        session.content.sessionManager.Login.side_effect = (
+            vim.fault.InvalidLogin()
+        )
+        with self.assertRaises(vc_session.ConfigurationError) as caught:
+            session._login()
+        self.assertIn('host_username/host_password', str(caught.exception))
+        self.assertNotIn('secret', str(caught.exception))
+
+    def test_password_is_not_in_the_settings_repr(self):
+        session = make_session()
+        self.assertNotIn('secret', repr(session.settings))
+
+    def test_cookie_is_only_the_session_pair(self):
+        self.assertEqual('vmware_soap_session="abc"', make_session().cookie())
+
+
+class TestTaskWaiter(unittest.TestCase):
+    def test_a_finished_task_costs_one_read(self):
+        session = make_session()
+        with (
+            mock.patch.object(
+                session,
+                'properties',
+                return_value={
+                    'task': {'info.state': 'success', 'info.result': 'vm-1'}
+                },
+            ) as read,
+            mock.patch.object(session, '_watch') as watch,
+        ):
+            self.assertEqual('vm-1', session.wait_for_task('task'))
+        read.assert_called_once()
+        watch.assert_not_called()
+
+    def test_a_failed_task_raises_with_the_fault(self):
+        session = make_session()
+        error = mock.Mock(
+            fault=vim.fault.FileNotFound(), localizedMessage='no file'
+        )
+        with mock.patch.object(
+            session,
+            'properties',
+            return_value={
+                'task': {'info.state': 'error', 'info.error': error}
+            },
+        ):
+            with self.assertRaises(vc_session.TaskFailed) as caught:
+                session.wait_for_task('task')
+        self.assertIn('FileNotFound', str(caught.exception))
+        self.assertIn('no file', str(caught.exception))
+
+    def test_a_running_task_is_watched_not_polled(self):
+        session = make_session()
+        states = iter(
+            [
+                {'task': {'info.state': 'running'}},
+                {'task': {'info.state': 'success', 'info.result': 'ok'}},
+            ]
+        )
+        with (
+            mock.patch.object(
+                session, 'properties', side_effect=lambda *a: next(states)
+            ),
+            mock.patch.object(
+                session, '_watch', return_value='success'
+            ) as watch,
+            mock.patch('time.sleep') as sleep,
+        ):
+            self.assertEqual('ok', session.wait_for_task('task'))
+        watch.assert_called_once()
+        sleep.assert_not_called()
