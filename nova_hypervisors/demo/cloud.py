@@ -17,10 +17,16 @@ import configparser
 import importlib.metadata
 import pathlib
 
+import fixtures
 from nova.tests.functional import integrated_helpers
 import nova.virt.node
 
 from nova_hypervisors import conf  # noqa: F401 - registers our options
+
+# pyVmomi reads os.uname() when imported, which Nova's harness forbids once
+# a test has set up: import the drivers now, before any service starts.
+import nova_hypervisors.vmwareapi  # noqa: F401,E402
+import nova_hypervisors.xenapi  # noqa: F401,E402
 
 XENAPI_DRIVER = 'nova_hypervisors.xenapi.XenAPIDriver'
 VMWARE_DRIVER = 'nova_hypervisors.vmwareapi.VCDriver'
@@ -61,6 +67,32 @@ class InProcessNova(integrated_helpers._IntegratedTestBase):
     def setUp(self) -> None:
         self.flags(compute_driver=self.compute_driver)
         super().setUp()
+        self._keep_uploaded_image_bytes()
+
+    def _keep_uploaded_image_bytes(self) -> None:
+        """Nova's Glance fixture drops the data of an image update; keep
+        it, so a snapshot's bytes can be compared and booted again."""
+        glance = self.glance
+        update = glance.update
+
+        def update_keeping_data(
+            context, image_id, metadata, data=None, purge_props=False
+        ):
+            image = update(
+                context, image_id, metadata, purge_props=purge_props
+            )
+            if data is not None:
+                payload = (
+                    data.read() if hasattr(data, 'read') else b''.join(data)
+                )
+                glance._imagedata[image_id] = payload
+                image['size'] = len(payload)
+                image['status'] = 'active'
+            return image
+
+        self.useFixture(
+            fixtures.MockPatchObject(glance, 'update', update_keeping_data)
+        )
 
     def _setup_services(self) -> None:
         # ConfFixture points api_paste_config at a path that only exists in

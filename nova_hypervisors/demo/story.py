@@ -83,6 +83,8 @@ class Story:
             state_dir=self.state_dir,
             pooled=False,
             port=0,
+            # Members of a pool share its credentials; so do their computes.
+            password='demo-pool-secret',
         )
         self.xen.start()
         return '\n'.join(
@@ -173,10 +175,12 @@ class Story:
 
     def pool_members(self) -> list[str]:
         """The master's pool, as the XenServer simulator sees it."""
-        db = self.xen.db(self.xen.hosts[0])
-        return sorted(
-            rec['address'] for rec in db.get_all_records('host').values()
-        )
+        hosts = self.xen_db().get_all_records('host')
+        return sorted(rec['address'] for rec in hosts.values())
+
+    def xen_db(self):
+        """The simulator's database of the pool the first host is in."""
+        return self.xen.db(self.xen.hosts[0])
 
     def add_master(self) -> str:
         self.add_host('xen1')
@@ -188,11 +192,7 @@ class Story:
                 and m
             ),
         )
-        pool = next(
-            iter(
-                self.xen.db(self.xen.hosts[0]).get_all_records('pool').values()
-            )
-        )
+        (pool,) = self.xen_db().get_all_records('pool').values()
         return (
             f'aggregate metadata: master_compute={metadata["master_compute"]}'
             f' operational_state={metadata["operational_state"]}\n'
@@ -223,13 +223,23 @@ class Story:
 
     # -- instances --------------------------------------------------------
 
-    def boot(self, name: str, zone: str, flavor_id: str, expect='ACTIVE'):
+    def boot(
+        self,
+        name: str,
+        zone: str | None,
+        flavor_id: str,
+        expect='ACTIVE',
+        host: str | None = None,
+    ):
+        """Boot through the API into a zone, or asking for one host (the
+        scheduler still decides whether that host can take it)."""
         server = self.nova._build_server(
             name=name,
             image_uuid=IMAGE_ID,
             flavor_id=flavor_id,
             networks='none',
             az=zone,
+            host=host,
         )
         created = self.api().post_server({'server': server})
         return self.nova._wait_for_state_change(created, expect)
@@ -293,11 +303,13 @@ class Story:
             server['id'], {'createImage': {'name': 'pool-vm2-snapshot'}}
         )['image_id']
         self.wait_until(
-            'the snapshot to be active in Glance',
-            lambda: self.api().get_image(image_id)['status'] == 'ACTIVE',
+            'the snapshot uploaded to Glance',
+            lambda: (
+                image_id in self.nova.glance._imagedata
+                and self.nova.glance.show(None, image_id).get('disk_format')
+            ),
         )
-        data = self.nova.glance._imagedata.get(image_id, b'')
-        same = data[: len(DISK_BYTES)] == DISK_BYTES
+        uploaded = len(self.nova.glance._imagedata[image_id])
         clone = self.nova._build_server(
             name='from-snapshot',
             image_uuid=image_id,
@@ -308,16 +320,35 @@ class Story:
         created = self.api().post_server({'server': clone})
         booted = self.nova._wait_for_state_change(created, 'ACTIVE')
         self.servers[booted['name']] = booted
-        if not same:
-            raise StepFailed('the snapshot does not hold the disk bytes')
+        if self.root_disk_bytes(booted['id']) != DISK_BYTES:
+            raise StepFailed('the disk booted from the snapshot differs')
         return (
-            f'image {image_id}: {len(data)} bytes, the disk the instance '
-            f'booted with; from-snapshot ACTIVE on '
-            f'{booted["OS-EXT-SRV-ATTR:host"]}'
+            f'image {image_id}: {uploaded} bytes uploaded (vhd)\n'
+            f'from-snapshot: ACTIVE on {booted["OS-EXT-SRV-ATTR:host"]}, '
+            'its disk holds the very bytes pool-vm2 booted with'
         )
 
+    def root_disk_bytes(self, server_id: str) -> bytes:
+        """The first bytes of a server's root disk, from the simulator."""
+        db = self.xen_db()
+        (vm,) = [
+            rec
+            for rec in db.get_all_records('VM').values()
+            if rec['other_config'].get('nova_uuid') == server_id
+        ]
+        vbds = db.get_all_records('VBD')
+        (vdi_ref,) = [
+            vbds[ref]['VDI'] for ref in vm['VBDs']
+            if vbds[ref]['userdevice'] == '0'
+        ]  # fmt: skip
+        vdi = db.get_record('VDI', vdi_ref)
+        sr_uuid = db.get_record('SR', vdi['SR'])['uuid']
+        path = self.xen.topology.disks.path(sr_uuid, vdi['uuid'])
+        with open(path, 'rb') as disk:
+            return disk.read(len(DISK_BYTES))
+
     def boot_on_vcenter(self) -> str:
-        server = self.boot('vc-vm1', 'nova', self.small_flavor)
+        server = self.boot('vc-vm1', None, self.small_flavor, host='vcenter1')
         self.servers[server['name']] = server
         return (
             f'vc-vm1: ACTIVE on node '
@@ -331,7 +362,9 @@ class Story:
         flavor = self.nova._create_flavor(
             name='demo.too-big', memory_mb=memory, vcpu=1, disk=1
         )
-        server = self.boot('vc-too-big', 'nova', flavor, expect='ERROR')
+        server = self.boot(
+            'vc-too-big', None, flavor, expect='ERROR', host='vcenter1'
+        )
         fault = server.get('fault', {}).get('message', '')
         self.servers[server['name']] = server
         if 'No valid host' not in fault:
@@ -359,11 +392,16 @@ class Story:
             and not rec['is_a_snapshot']
         ]
         vifs = db.get_all_records('VIF')
-        if guests or vifs:
+        vdis = db.get_all_records('VDI').values()
+        disks = [
+            v for v in vdis if v['other_config'].get('nova_instance_uuid')
+        ]
+        if guests or vifs or disks:
             raise StepFailed(
-                f'left on XenServer: VMs {guests}, {len(vifs)} VIFs'
+                f'left on XenServer: VMs {guests}, {len(vifs)} VIFs, '
+                f'{len(disks)} instance disks'
             )
-        lines = ['XenServer pool: no guest VM, no VIF']
+        lines = ['XenServer pool: no guest VM, no instance disk, no VIF']
         if self.vcsim:
             from nova_hypervisors.demo import vcenter_view
 

@@ -152,8 +152,8 @@ class ResourcePool:
         """Claim the master role in the metadata, then name the pool."""
         if aggregate.metadata.get(membership.MASTER) != self._compute:
             _update(aggregate, {membership.MASTER: self._compute})
-            aggregate.refresh()
-            if aggregate.metadata.get(membership.MASTER) != self._compute:
+            claimed = objects.Aggregate.get_by_uuid(context, aggregate.uuid)
+            if claimed.metadata.get(membership.MASTER) != self._compute:
                 return  # another compute claimed it at the same moment
         session = self._session
         pool_ref = next(iter(session.call_xenapi('pool.get_all')))

@@ -1,0 +1,1 @@
+"""Code both drivers share: image streaming, lifecycle-event plumbing."""

@@ -1,0 +1,531 @@
+"""``stack up``: bring the whole cloud up, or finish bringing it up.
+
+The order is the one found to work (shared/STACK.md): database, broker and
+simulators first; schemas; keystone and the catalog (placement must be in
+it before any nova service starts); the other APIs, conductor and
+scheduler; nova-compute only once the conductor consumes its queue; then
+``discover_hosts``.  Whatever still runs from an earlier ``stack up`` is
+left alone, so running ``stack up`` twice is harmless.
+"""
+
+from collections.abc import Callable
+import concurrent.futures
+import dataclasses
+import os
+import pathlib
+import subprocess
+import threading
+import time
+
+from nova_hypervisors.stack import StackError
+from nova_hypervisors.stack import bootstrap
+from nova_hypervisors.stack import computes as stack_computes
+from nova_hypervisors.stack import configs
+from nova_hypervisors.stack import keystone_api
+from nova_hypervisors.stack import layout as stack_layout
+from nova_hypervisors.stack import mariadb
+from nova_hypervisors.stack import neutron as neutron_standin
+from nova_hypervisors.stack import openrc
+from nova_hypervisors.stack import packages
+from nova_hypervisors.stack import ports
+from nova_hypervisors.stack import probe
+from nova_hypervisors.stack import procs
+from nova_hypervisors.stack import rabbitmq
+from nova_hypervisors.stack import services as names
+from nova_hypervisors.stack import venv as stack_venv
+from nova_hypervisors.stack import wsgi
+
+
+class Clock:
+    """Prints each step with the seconds since ``stack up`` began."""
+
+    def __init__(self, emit: Callable[[str], None] = print) -> None:
+        self.started = time.monotonic()
+        self._emit = emit
+        # Steps report from several threads; one line at a time.
+        self._lock = threading.Lock()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def __call__(self, message: str) -> None:
+        with self._lock:
+            self._emit(f'[{self.elapsed():6.1f}s] {message}')
+
+
+@dataclasses.dataclass
+class Context:
+    layout: stack_layout.Layout
+    spec: stack_layout.Spec
+    secrets: dict[str, str]
+    venv: stack_venv.Venv
+    supervisor: procs.Supervisor
+    programs: dict[str, str]
+    env: dict[str, str]
+    report: Clock
+
+
+def up(
+    layout: stack_layout.Layout,
+    spec: stack_layout.Spec,
+    checkout: str | None,
+    install_mode: str,
+    report: Clock,
+) -> dict:
+    """Bring the stack up; returns timings for the caller to print."""
+    layout.create()
+    programs = packages.require(list(packages.PROGRAMS))
+    supervisor = procs.Supervisor(layout.run, layout.log)
+    services_venv = stack_venv.Venv(pathlib.Path(spec.venv))
+    anything_running = any(
+        supervisor.running(record.name) for record in supervisor.records()
+    )
+    venv_started = time.monotonic()
+    if anything_running and services_venv.exists():
+        # Never reinstall under running services.
+        report(f'venv {services_venv.path} in use by running services')
+    else:
+        services_venv.ensure(
+            stack_venv.find_checkout(checkout), install_mode, report
+        )
+    venv_seconds = time.monotonic() - venv_started
+    report(f'venv ready ({venv_seconds:.1f} s)')
+    layout.save_spec(spec)
+    secrets = layout.load_secrets()
+    ctx = Context(
+        layout=layout,
+        spec=spec,
+        secrets=secrets,
+        venv=services_venv,
+        supervisor=supervisor,
+        programs=programs,
+        env=names.environment(services_venv),
+        report=report,
+    )
+    services_started = time.monotonic()
+    _check_ports(ctx)
+    _write_configs(ctx)
+    steps = bootstrap.Steps(
+        layout, spec, secrets, services_venv, ctx.env, report
+    )
+    client = _start_services(ctx, steps)
+    computes = _start_computes(ctx, client, steps)
+    openrc.write(layout, spec, secrets)
+    total = time.monotonic() - services_started
+    report(
+        f'stack up: {len(computes)} compute(s) in {total:.1f} s '
+        f'(plus {venv_seconds:.1f} s for the venv)'
+    )
+    return {
+        'venv_seconds': round(venv_seconds, 1),
+        'services_seconds': round(total, 1),
+        'computes': [compute.host for compute in computes],
+    }
+
+
+# -- preflight ---------------------------------------------------------------
+
+
+def _check_ports(ctx: Context) -> None:
+    """Every port a service still to start needs must be free, up front."""
+    owners = {
+        'mariadb': [names.MARIADB],
+        'epmd': [names.EPMD],
+        'rabbitmq': [names.RABBITMQ],
+        'rabbitmq-dist': [names.RABBITMQ],
+        'keystone': [names.KEYSTONE],
+        'glance': [names.GLANCE],
+        'placement': [names.PLACEMENT],
+        'nova-api': [names.NOVA_API],
+        'neutron': [names.NEUTRON],
+        'xapi-sim': [names.XAPI_SIM],
+    }
+    if names.XAPI_SIM not in stack_computes.simulators(ctx.spec):
+        owners.pop('xapi-sim')
+    busy = []
+    for port_name, services in owners.items():
+        if any(ctx.supervisor.running(service) for service in services):
+            continue
+        port = ctx.spec.port(port_name)
+        # The simulated XenServer hosts listen on 127.0.0.1, .2, ...
+        hosts = (
+            [f'127.0.0.{i}' for i in range(1, ctx.spec.xen_hosts + 1)]
+            if port_name == 'xapi-sim'
+            else [stack_layout.LOOPBACK]
+        )
+        for host in hosts:
+            if not ports.can_bind(port, host):
+                held = ports.holder(port) or f'{host}:{port} is not free'
+                busy.append(f'  {port_name} needs {host}:{port}: {held}')
+    if busy:
+        raise StackError(
+            'ports in use:\n' + '\n'.join(busy) + '\nstop what holds them, '
+            'or give this stack other ports with --port-offset N'
+        )
+
+
+def _write_configs(ctx: Context) -> None:
+    venv_etc = ctx.venv.path / 'etc'
+    configs.write_keystone(ctx.layout, ctx.spec, ctx.secrets)
+    configs.write_glance(ctx.layout, ctx.spec, ctx.secrets, venv_etc)
+    configs.write_placement(ctx.layout, ctx.spec, ctx.secrets)
+    configs.write_nova(ctx.layout, ctx.spec, ctx.secrets, venv_etc)
+    for service in (names.NOVA_API, names.CONDUCTOR, names.SCHEDULER):
+        configs.write_nova_service(ctx.layout, service)
+    configs.write_pool_agent(ctx.layout)
+    ctx.report(f'configuration written to {ctx.layout.etc}')
+
+
+# -- phases ------------------------------------------------------------------
+
+
+def _start_services(
+    ctx: Context, steps: bootstrap.Steps
+) -> keystone_api.Client:
+    """Everything but the computes, each as early as its dependencies allow.
+
+    Each project's path (schema, then its API) runs as soon as MariaDB
+    answers, so nova's long schema migration overlaps keystone's bootstrap
+    and the other APIs' start.  Nova's services wait for the catalog on a
+    first bring-up only (placement must be in it before they start).
+    """
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        database = pool.submit(_start_database, ctx)
+        broker = pool.submit(_start_broker, ctx)
+        tasks = [
+            database,
+            broker,
+            pool.submit(_start_neutron, ctx),
+            pool.submit(_start_simulators, ctx),
+        ]
+        catalog_known = steps.catalog_done()
+
+        def keystone() -> keystone_api.Client:
+            database.result()
+            steps.keystone()
+            return _start_keystone(ctx, steps)
+
+        keystone_ready = pool.submit(keystone)
+
+        def api(name: str, schema) -> None:
+            database.result()
+            schema()
+            _start_api(ctx, name)
+
+        def nova() -> None:
+            database.result()
+            steps.nova()
+            broker.result()
+            if not catalog_known:
+                keystone_ready.result()
+            _start_nova(ctx)
+
+        def pool_agent() -> None:
+            broker.result()
+            _start_pool_agent(ctx)
+
+        tasks += [
+            keystone_ready,
+            pool.submit(api, names.GLANCE, steps.glance),
+            pool.submit(api, names.PLACEMENT, steps.placement),
+            pool.submit(nova),
+            pool.submit(pool_agent),
+        ]
+        _first_failure(tasks)
+        return keystone_ready.result()
+
+
+def _first_failure(tasks: list[concurrent.futures.Future]) -> None:
+    """Wait for all; raise the first exception in completion order."""
+    for future in concurrent.futures.as_completed(tasks):
+        error = future.exception()
+        if error is not None:
+            raise error
+
+
+def _start_database(ctx: Context) -> None:
+    if not ctx.supervisor.running(names.MARIADB):
+        record = mariadb.start(
+            ctx.layout, ctx.spec, ctx.supervisor, ctx.programs
+        )
+        ctx.report(
+            f'mariadb listening on 127.0.0.1:{ctx.spec.port("mariadb")} '
+            f'(pid {record.pid})'
+        )
+    mariadb.create_databases(ctx.layout, ctx.spec, ctx.secrets, ctx.programs)
+
+
+def _start_broker(ctx: Context) -> None:
+    if ctx.supervisor.running(names.RABBITMQ):
+        return
+    record = rabbitmq.start(
+        ctx.layout, ctx.spec, ctx.secrets, ctx.supervisor, ctx.programs
+    )
+    ctx.report(
+        f'rabbitmq listening on 127.0.0.1:{ctx.spec.port("rabbitmq")} '
+        f'(pid {record.pid})'
+    )
+
+
+def _start_neutron(ctx: Context) -> None:
+    if ctx.supervisor.running(names.NEUTRON):
+        return
+    port = ctx.spec.port('neutron')
+    record = ctx.supervisor.start(
+        names.NEUTRON,
+        [
+            str(ctx.venv.python),
+            neutron_standin.__file__,
+            '--bind',
+            stack_layout.LOOPBACK,
+            '--port',
+            str(port),
+            '--log-file',
+            str(ctx.layout.log / 'neutron.log'),
+        ],
+        env=ctx.env,
+        listen=(port,),
+    )
+    ctx.supervisor.wait_ready(record, port, timeout=30)
+    ctx.report(f'neutron stand-in listening on 127.0.0.1:{port}')
+
+
+def _start_simulators(ctx: Context) -> None:
+    wanted = stack_computes.simulators(ctx.spec)
+    if not wanted:
+        return
+    stack_computes.start_simulators(
+        ctx.layout,
+        ctx.spec,
+        ctx.supervisor,
+        ctx.venv.script('nova-hypervisors'),
+        ctx.env,
+    )
+    ctx.report(f'simulators ready: {", ".join(wanted)}')
+
+
+def _start_keystone(
+    ctx: Context, steps: bootstrap.Steps
+) -> keystone_api.Client:
+    record = ctx.supervisor.running(names.KEYSTONE) or wsgi.start(
+        wsgi.services(ctx.layout)[names.KEYSTONE],
+        ctx.layout,
+        ctx.spec,
+        ctx.supervisor,
+        ctx.venv.script('gunicorn'),
+        ctx.env,
+    )
+    identity = configs.service_urls(ctx.spec)['identity']
+    wsgi.wait_answering(record, identity, ctx.supervisor)
+    ctx.report(f'keystone answering at {identity}')
+    client = keystone_api.Client(
+        configs.keystone_url(ctx.spec), ctx.secrets['admin']
+    )
+    client.login()
+    if steps.catalog(client):
+        client.login()  # a token whose catalog lists the new services
+        ctx.report('catalog and service users registered')
+    return client
+
+
+def _api_url(ctx: Context, name: str) -> str:
+    urls = configs.service_urls(ctx.spec)
+    return {
+        names.GLANCE: urls['image'],
+        names.PLACEMENT: urls['placement'],
+        names.NOVA_API: urls['compute'].rsplit('/', 1)[0],
+    }[name]
+
+
+def _start_api(ctx: Context, name: str) -> None:
+    """Start one gunicorn API (unless running) and wait for its answer."""
+    record = ctx.supervisor.running(name) or wsgi.start(
+        wsgi.services(ctx.layout)[name],
+        ctx.layout,
+        ctx.spec,
+        ctx.supervisor,
+        ctx.venv.script('gunicorn'),
+        ctx.env,
+    )
+    url = _api_url(ctx, name)
+    wsgi.wait_answering(record, url, ctx.supervisor)
+    ctx.report(f'{name} answering at {url}')
+
+
+def _start_nova(ctx: Context) -> None:
+    """nova-conductor, nova-scheduler and nova-api."""
+    nova_conf = str(ctx.layout.etc / 'nova' / 'nova.conf')
+    for daemon in (names.CONDUCTOR, names.SCHEDULER):
+        if not ctx.supervisor.running(daemon):
+            ctx.supervisor.start(
+                daemon,
+                [
+                    ctx.venv.script(daemon),
+                    '--config-file',
+                    nova_conf,
+                    '--config-file',
+                    str(ctx.layout.etc / 'nova' / f'{daemon}.conf'),
+                ],
+                env=ctx.env,
+            )
+    _start_api(ctx, names.NOVA_API)
+    _wait_consumers(ctx, ['conductor', 'scheduler'])
+    ctx.report('nova-conductor and nova-scheduler consuming')
+
+
+def _start_pool_agent(ctx: Context) -> None:
+    if ctx.supervisor.running(names.POOL_AGENT):
+        return
+    nova_conf = str(ctx.layout.etc / 'nova' / 'nova.conf')
+    agent = ctx.supervisor.start(
+        names.POOL_AGENT,
+        [
+            ctx.venv.script('nova-hypervisors'),
+            'pool-agent',
+            '--config-file',
+            nova_conf,
+            '--config-file',
+            str(ctx.layout.etc / 'nova' / 'pool-agent.conf'),
+        ],
+        env=ctx.env,
+    )
+    _wait_output(ctx, agent, 'pool agent ready', timeout=120)
+    ctx.report('pool agent listening to versioned notifications')
+
+
+def _start_computes(
+    ctx: Context, client: keystone_api.Client, steps: bootstrap.Steps
+) -> list[configs.Compute]:
+    computes = stack_computes.plan(ctx.layout, ctx.spec)
+    for compute in computes:
+        path = configs.write_compute(
+            ctx.layout, ctx.spec, ctx.secrets, compute
+        )
+        if ctx.supervisor.running(compute.service):
+            continue
+        ctx.supervisor.start(
+            compute.service,
+            [ctx.venv.script('nova-compute'), '--config-file', str(path)],
+            env=ctx.env,
+        )
+    hosts = [compute.host for compute in computes]
+    if not hosts:
+        return computes
+    _wait_consumers(
+        ctx,
+        [f'compute.{host}' for host in hosts],
+        services=[compute.service for compute in computes],
+        timeout=180,
+    )
+    ctx.report(f'nova-compute consuming for {", ".join(hosts)}')
+    # A compute creates its node record before it consumes RPC, so every
+    # node can be mapped now; the hypervisors API lists mapped nodes only.
+    steps.discover_hosts(hosts)
+    _wait_hypervisors(ctx, client, hosts)
+    ctx.report('hypervisors registered')
+    return computes
+
+
+# -- waiting -----------------------------------------------------------------
+
+
+def _wait_consumers(
+    ctx: Context,
+    queues: list[str],
+    services: list[str] | None = None,
+    timeout: float = 120,
+) -> None:
+    """Wait for consumers on RPC queues, failing fast if a service dies."""
+    env = dict(
+        ctx.env,
+        NOVA_HYPERVISORS_TRANSPORT_URL=rabbitmq.transport_url(
+            ctx.spec, ctx.secrets
+        ),
+    )
+    waiter = subprocess.Popen(
+        [
+            str(ctx.venv.python),
+            # This tool's own copy: it always matches the caller.
+            probe.__file__,
+            '--timeout',
+            str(timeout),
+            *queues,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    watched = services or [
+        names.CONDUCTOR if queue == 'conductor' else names.SCHEDULER
+        for queue in queues
+    ]
+    while waiter.poll() is None:
+        for service in watched:
+            if not ctx.supervisor.running(service):
+                waiter.kill()
+                waiter.wait()
+                raise StackError(
+                    f'{service} exited during start-up\n'
+                    f'{ctx.supervisor.tail(service)}'
+                )
+        time.sleep(0.3)
+    if waiter.returncode:
+        output = waiter.stdout.read() if waiter.stdout else ''
+        details = '\n'.join(ctx.supervisor.tail(s, 10) for s in watched)
+        raise StackError(f'{output.strip()}\n{details}')
+
+
+def _wait_output(
+    ctx: Context, record: procs.Record, text: str, timeout: float
+) -> None:
+    path = ctx.supervisor.output_file(record.name)
+    deadline = time.monotonic() + timeout
+    offset = 0
+    with open(path, 'rb') as stream:
+        while time.monotonic() < deadline:
+            stream.seek(offset)
+            chunk = stream.read()
+            if text.encode() in chunk:
+                return
+            if not procs.alive(record.pid, record.start_time):
+                raise StackError(
+                    f'{record.name} exited during start-up\n'
+                    f'{ctx.supervisor.tail(record.name)}'
+                )
+            time.sleep(0.2)
+    raise StackError(
+        f'{record.name} did not say {text!r} within {timeout:.0f} s\n'
+        f'{ctx.supervisor.tail(record.name)}'
+    )
+
+
+def _wait_hypervisors(
+    ctx: Context,
+    client: keystone_api.Client,
+    hosts: list[str],
+    timeout: float = 60,
+) -> None:
+    """Each compute host has a hypervisor record in its cell."""
+    deadline = time.monotonic() + timeout
+    missing = set(hosts)
+    while time.monotonic() < deadline:
+        found = client.compute('/os-hypervisors/detail')['hypervisors']
+        missing = set(hosts) - {
+            hypervisor['service']['host'] for hypervisor in found
+        }
+        if not missing:
+            return
+        time.sleep(1)
+    raise StackError(
+        f'no hypervisor registered for {", ".join(sorted(missing))} within '
+        f'{timeout:.0f} s; see {ctx.layout.log}'
+    )
+
+
+def venv_path(explicit: str | None, saved: str | None) -> str:
+    if explicit:
+        return str(os.path.abspath(explicit))
+    if saved:
+        return saved
+    return str(stack_venv.default_path())

@@ -1,0 +1,547 @@
+"""MigrationOps: moving instances between the hosts of a XenServer pool.
+
+* **Live migration.**  Between members of one pool whose disks sit on a
+  shared SR, xapi moves the running domain with ``VM.pool_migrate``: the
+  VM record, its disks and its VIFs stay what they are.  Otherwise (another
+  pool, or local disks) it is a block migration: the destination asks its
+  own master for a ``host.migrate_receive`` token in ``pre_live_migration``
+  and the source hands it to ``VM.migrate_send`` with a map of every disk
+  and VIF.  Either call either moves the VM or leaves it running where it
+  was, so a failure is rolled back by telling Nova, never by undoing.
+* **Cold migration and resize** inside a pool keep the one VM record: the
+  source halts it, the destination changes memory, VCPUs and disks and
+  starts it on its own host.  A grown disk keeps its old self as a backup
+  VDI until the resize is confirmed, so a revert gives the old size back.
+* **Host maintenance** lives in :mod:`maintenance`.
+
+A VM's ``affinity`` names the host whose nova-compute owns it (see
+:func:`vm_utils.belongs_to_host`), so every move ends by setting it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+from oslo_log import log as logging
+
+from nova import exception
+from nova import objects
+from nova_hypervisors.xenapi import disks
+from nova_hypervisors.xenapi import events
+from nova_hypervisors.xenapi import maintenance
+from nova_hypervisors.xenapi import migrate_data as xmigrate_data
+from nova_hypervisors.xenapi import session as xsession
+from nova_hypervisors.xenapi import vifs
+from nova_hypervisors.xenapi import vm_utils
+
+LOG = logging.getLogger(__name__)
+
+GIB = 1024**3
+MIB = 1024**2
+NULL_REF = 'OpaqueRef:NULL'
+ROOT_DEVICE = '0'
+SWAP_DEVICE = '1'
+EPHEMERAL_DEVICE = '2'
+#: VM other_config key: "disk kind=backup VDI ref,..." of a resize.
+RESIZE_BACKUPS = 'nova_resize_backups'
+#: VDI other_config key marking a resize backup (of which instance).
+BACKUP_OF = 'nova_resize_backup_of'
+
+
+class MigrationOps:
+    """Live and cold migration, resize and host maintenance."""
+
+    def __init__(
+        self,
+        session: xsession.XenAPISession,
+        watcher: events.EventWatcher,
+        settings,
+        compute_host: str,
+    ) -> None:
+        self._session = session
+        self._watcher = watcher
+        self._settings = settings
+        self._compute_host = compute_host
+        self._maintenance = maintenance.HostMaintenance(session, watcher)
+
+    # -- helpers ---------------------------------------------------------
+
+    def _call(self, method: str, *args):
+        return self._session.call_xenapi(method, *args)
+
+    def _async(self, method: str, *args, timeout: float | None = None):
+        return events.run_async(
+            self._session, self._watcher, method, *args, timeout=timeout
+        )
+
+    def _pool_uuid(self) -> str:
+        return self._call('pool.get_uuid', self._session.pool_ref)
+
+    def _xen_host_of(
+        self, context, compute_host: str, nodename: str | None = None
+    ) -> str:
+        """The pool member a Nova compute host manages (its node's uuid).
+
+        :raises MigrationPreCheckError: when it is not in our pool.
+        """
+        if nodename:
+            node = objects.ComputeNode.get_by_host_and_nodename(
+                context, compute_host, nodename
+            )
+        else:
+            node = objects.ComputeNodeList.get_all_by_host(
+                context, compute_host
+            )[0]
+        try:
+            return self._call('host.get_by_uuid', node.uuid)
+        except exception.NotFound:
+            raise exception.MigrationPreCheckError(
+                reason='compute host %s (XenServer host %s) is not a member '
+                'of the XenServer pool of %s'
+                % (compute_host, node.uuid, self._session.host_name)
+            ) from None
+
+    def _start_here(self, vm_ref: str) -> None:
+        self._async(
+            'VM.start_on',
+            vm_ref,
+            self._session.host_ref,
+            False,
+            False,
+            timeout=self._settings.running_timeout,
+        )
+
+    def _claim(self, vm_ref: str) -> None:
+        """Make this compute the VM's owner (and xapi's preferred host)."""
+        self._call('VM.set_affinity', vm_ref, self._session.host_ref)
+
+    def _disks_by_device(self, record: dict) -> dict[str, tuple[str, dict]]:
+        """{userdevice: (VDI ref, VDI record)} of the VM's own disks."""
+        result = {}
+        for vbd_ref in record.get('VBDs', []):
+            vbd = self._session.get_rec('VBD', vbd_ref)
+            if not vbd or vbd['type'] != 'Disk' or vbd['VDI'] == NULL_REF:
+                continue
+            vdi = self._session.get_rec('VDI', vbd['VDI'])
+            if vdi is not None:
+                result[vbd['userdevice']] = (vbd['VDI'], vdi)
+        return result
+
+    # -- live migration: checks ------------------------------------------
+
+    def check_can_live_migrate_destination(
+        self, context, instance, src_compute_info, block_migration
+    ):
+        """Runs on the destination: pool_migrate if we can, else block.
+
+        Shared means: the source host is in our pool and every disk of the
+        VM is on a shared SR; then xapi itself checks that the VM may run
+        here (memory, SRs, networks) before Nova commits to anything.
+        """
+        source_uuid = _primitive_field(src_compute_info, 'uuid')
+        found = vm_utils.find_vm(self._session, instance)
+        same_pool = found is not None and self._is_pool_member(source_uuid)
+        shared = same_pool and self._disks_shared(found[1])
+        if not shared and block_migration is False:
+            raise exception.MigrationPreCheckError(
+                reason='%s and block migration was not requested'
+                % (
+                    'the instance has disks on a local SR'
+                    if same_pool
+                    else 'the source host is in another XenServer pool'
+                )
+            )
+        if shared:
+            try:
+                self._call(
+                    'VM.assert_can_boot_here',
+                    found[0],
+                    self._session.host_ref,
+                )
+            except exception.NovaException as exc:
+                raise exception.MigrationPreCheckError(
+                    reason=exc.format_message()
+                ) from exc
+        return objects.HyperVLiveMigrateData(is_shared_instance_path=shared)
+
+    def _is_pool_member(self, host_uuid: str | None) -> bool:
+        if not host_uuid:
+            return False
+        try:
+            self._call('host.get_by_uuid', host_uuid)
+        except exception.NotFound:
+            return False
+        return True
+
+    def _disks_shared(self, record: dict) -> bool:
+        for _, vdi in self._disks_by_device(record).values():
+            sr = self._session.get_rec('SR', vdi['SR'])
+            if not sr or not sr.get('shared'):
+                return False
+        return True
+
+    def check_can_live_migrate_source(self, instance, dest_check_data):
+        """Runs on the source: only a running guest migrates live."""
+        _, record = vm_utils.lookup(self._session, instance)
+        if record['power_state'] != 'Running':
+            raise exception.MigrationPreCheckError(
+                reason='the VM is %s; only a running VM migrates live'
+                % record['power_state']
+            )
+        return dest_check_data
+
+    # -- live migration: the move ----------------------------------------
+
+    def pre_live_migration(self, instance, network_info, migrate_data):
+        """Runs on the destination; a block migration gets its token here.
+
+        ``host.migrate_receive`` must be asked of the destination's own
+        master, which only this compute can reach.
+        """
+        if migrate_data.is_shared_instance_path:
+            return migrate_data
+        session = self._session
+        host_ref = session.host_ref
+        pif = self._call('host.get_management_interface', host_ref)
+        network = self._call('PIF.get_network', pif)
+        result = xmigrate_data.XenAPILiveMigrateData.from_base(migrate_data)
+        result.migrate_receive = self._call(
+            'host.migrate_receive', host_ref, network, {}
+        )
+        result.dest_sr = disks.find_sr(
+            session, self._settings.sr_matching_filter
+        )
+        created: list[str] = []
+        result.vif_networks = {
+            vif['address']: vifs.find_or_create_network(
+                session,
+                vifs.bridge_of(vif, self._settings.ovs_integration_bridge),
+                created,
+            )
+            for vif in network_info or []
+        }
+        result.cross_pool = vm_utils.find_vm(session, instance) is None
+        return result
+
+    def live_migration(
+        self,
+        context,
+        instance,
+        dest: str,
+        post_method,
+        recover_method,
+        block_migration,
+        migrate_data,
+    ) -> None:
+        """Move the VM; on failure it still runs here and Nova is told so.
+
+        Nova puts an instance in ERROR when this raises, so failures are
+        handed to ``recover_method`` (Nova's rollback) instead.
+        """
+        try:
+            vm_ref, record = vm_utils.lookup(self._session, instance)
+            if migrate_data.is_shared_instance_path:
+                migration = migrate_data.migration
+                nodename = (
+                    migration.dest_node
+                    if migration.obj_attr_is_set('dest_node')
+                    else None
+                )
+                dest_host = self._xen_host_of(context, dest, nodename)
+                LOG.info(
+                    'Live-migrating with VM.pool_migrate to %s',
+                    dest,
+                    instance=instance,
+                )
+                self._async(
+                    'VM.pool_migrate', vm_ref, dest_host, {'live': 'true'}
+                )
+            else:
+                self._migrate_send(instance, vm_ref, record, migrate_data)
+        except Exception:
+            LOG.exception(
+                'Live migration to %s failed; the instance stays here',
+                dest,
+                instance=instance,
+            )
+            recover_method(context, instance, dest, migrate_data)
+            return
+        post_method(context, instance, dest, block_migration, migrate_data)
+
+    def _migrate_send(self, instance, vm_ref, record, migrate_data) -> None:
+        if not isinstance(
+            migrate_data, xmigrate_data.XenAPILiveMigrateData
+        ) or not migrate_data.obj_attr_is_set('migrate_receive'):
+            raise exception.MigrationError(
+                reason='the destination gave no host.migrate_receive token'
+            )
+        vdi_map = {
+            vdi_ref: migrate_data.dest_sr
+            for vdi_ref, _ in self._disks_by_device(record).values()
+        }
+        vif_map = {}
+        for vif_ref in record.get('VIFs', []):
+            mac = self._call('VIF.get_MAC', vif_ref)
+            if mac in migrate_data.vif_networks:
+                vif_map[vif_ref] = migrate_data.vif_networks[mac]
+        LOG.info(
+            'Block-migrating with VM.migrate_send (%d disks)',
+            len(vdi_map),
+            instance=instance,
+        )
+        self._async(
+            'VM.migrate_send',
+            vm_ref,
+            dict(migrate_data.migrate_receive),
+            True,
+            vdi_map,
+            vif_map,
+            {},
+            {},
+        )
+
+    def post_live_migration_at_destination(self, instance) -> None:
+        """The VM runs here now: this compute owns it."""
+        vm_ref, record = vm_utils.lookup(self._session, instance)
+        if record.get('resident_on') != self._session.host_ref:
+            LOG.warning(
+                'After live migration the VM runs on %s, not here',
+                record.get('resident_on'),
+                instance=instance,
+            )
+        self._claim(vm_ref)
+
+    def rollback_live_migration_at_destination(
+        self, instance, migrate_data
+    ) -> None:
+        """Remove what a failed cross-pool send may have left here.
+
+        In one pool there is only one VM record, so there is nothing to
+        clean; in another pool a halted copy of the VM may remain.
+        """
+        if not getattr(migrate_data, 'cross_pool', False):
+            return
+        found = vm_utils.find_vm(self._session, instance)
+        if found is None or found[1]['power_state'] != 'Halted':
+            return
+        LOG.info('Removing the halted copy of a failed block migration')
+        vm_ref, record = found
+        for vdi_ref, _ in self._disks_by_device(record).values():
+            disks.destroy_vdi(self._session, vdi_ref)
+        with contextlib.suppress(exception.NotFound):
+            self._call('VM.destroy', vm_ref)
+
+    def is_elsewhere(self, instance) -> bool:
+        """Whether the instance's VM is gone from this host (moved).
+
+        Nova calls ``cleanup`` on the source after a live migration; in a
+        pool the VM record is the migrated VM itself and must survive.
+        """
+        found = vm_utils.find_vm(self._session, instance)
+        return found is None or found[1].get('resident_on') not in (
+            self._session.host_ref,
+        )
+
+    # -- cold migration and resize ------------------------------------------
+
+    def migrate_disk_and_power_off(
+        self, context, instance, flavor, timeout: int
+    ) -> str:
+        """Runs on the source: check everything, then halt the VM.
+
+        Nothing changes before the checks pass, so a refused resize leaves
+        the instance running (InstanceFaultRollback).
+        """
+        vm_ref, record = vm_utils.lookup(self._session, instance)
+        try:
+            self._check_resize(instance, flavor, record)
+            self._check_destination(context, instance)
+        except exception.NovaException as exc:
+            raise exception.InstanceFaultRollback(inner_exception=exc) from exc
+        if record['power_state'] == 'Running' and timeout:
+            try:
+                self._async('VM.clean_shutdown', vm_ref, timeout=timeout)
+            except exception.NovaException as exc:
+                LOG.warning(
+                    'Clean shutdown failed (%s); shutting down hard',
+                    exc,
+                    instance=instance,
+                )
+        record = self._call('VM.get_record', vm_ref)
+        if record['power_state'] != 'Halted':
+            self._async('VM.hard_shutdown', vm_ref)
+        return json.dumps({'pool': self._pool_uuid()})
+
+    def _check_resize(self, instance, flavor, record: dict) -> None:
+        """Refuse to shrink a disk: xapi cannot, and data would be lost."""
+        current = self._disks_by_device(record)
+        for device, kind, size in (
+            (ROOT_DEVICE, 'root', int(flavor.root_gb) * GIB),
+            (EPHEMERAL_DEVICE, 'ephemeral', int(flavor.ephemeral_gb) * GIB),
+        ):
+            if device not in current:
+                continue
+            have = int(current[device][1]['virtual_size'])
+            if (kind == 'root' and size and size < have) or (
+                kind == 'ephemeral' and size < have
+            ):
+                raise exception.ResizeError(
+                    reason='the %s disk cannot shrink from %d GiB to %d GiB'
+                    % (kind, -(-have // GIB), size // GIB)
+                )
+
+    def _check_destination(self, context, instance) -> None:
+        """The destination must be a member of our pool (shared SR)."""
+        mig_ctxt = instance.migration_context
+        if mig_ctxt is None or 'migration_id' not in mig_ctxt:
+            return
+        migration = objects.Migration.get_by_id(context, mig_ctxt.migration_id)
+        self._xen_host_of(context, migration.dest_compute, migration.dest_node)
+
+    def finish_migration(
+        self, instance, disk_info: str, network_info, power_on: bool
+    ) -> None:
+        """Runs on the destination: apply the flavor, start the VM here."""
+        info = json.loads(disk_info or '{}')
+        if info.get('pool') and info['pool'] != self._pool_uuid():
+            raise exception.MigrationError(
+                reason='cold migration only moves instances between hosts '
+                'of one XenServer pool'
+            )
+        vm_ref, record = vm_utils.lookup(self._session, instance)
+        backups = self._apply_flavor(instance, vm_ref, record)
+        other = dict(record.get('other_config') or {})
+        if backups:
+            other[RESIZE_BACKUPS] = ','.join(
+                '%s=%s' % item for item in sorted(backups.items())
+            )
+            self._call('VM.set_other_config', vm_ref, other)
+        self._claim(vm_ref)
+        if power_on:
+            self._start_here(vm_ref)
+
+    def _apply_flavor(self, instance, vm_ref: str, record: dict) -> dict:
+        """Memory, VCPUs and disk sizes of ``instance.flavor``.
+
+        Returns {device: backup VDI} of the disks that grew.
+        """
+        flavor = instance.flavor
+        memory = str(int(flavor.memory_mb) * MIB)
+        if str(record['memory_static_max']) != memory:
+            self._call(
+                'VM.set_memory_limits', vm_ref, '0', memory, memory, memory
+            )
+        vcpus = int(flavor.vcpus)
+        if int(record['VCPUs_max']) != vcpus:
+            if vcpus > int(record['VCPUs_max']):
+                self._call('VM.set_VCPUs_max', vm_ref, str(vcpus))
+                self._call('VM.set_VCPUs_at_startup', vm_ref, str(vcpus))
+            else:
+                self._call('VM.set_VCPUs_at_startup', vm_ref, str(vcpus))
+                self._call('VM.set_VCPUs_max', vm_ref, str(vcpus))
+        current = self._disks_by_device(record)
+        backups: dict[str, str] = {}
+        for device, size in (
+            (ROOT_DEVICE, int(flavor.root_gb) * GIB),
+            (EPHEMERAL_DEVICE, int(flavor.ephemeral_gb) * GIB),
+        ):
+            if device not in current:
+                continue
+            vdi_ref, vdi = current[device]
+            if size and size > int(vdi['virtual_size']):
+                backups[device] = self._backup(instance, vdi_ref, vdi)
+                disks.resize_vdi(self._session, vdi_ref, size)
+        return backups
+
+    def _backup(self, instance, vdi_ref: str, vdi: dict) -> str:
+        """A copy of a disk before it grows, for a revert."""
+        backup = self._async(
+            'VDI.copy', vdi_ref, vdi['SR'], NULL_REF, NULL_REF
+        )
+        self._call('VDI.set_other_config', backup, {BACKUP_OF: instance.uuid})
+        self._call(
+            'VDI.set_name_label',
+            backup,
+            '%s resize backup' % vdi['name_label'],
+        )
+        return backup
+
+    def confirm_migration(self, instance) -> None:
+        """Runs on the source: the backups of grown disks go."""
+        found = vm_utils.find_vm(self._session, instance)
+        if found is None:
+            return
+        vm_ref, record = found
+        backups = _parse_backups(record)
+        for backup in backups.values():
+            disks.destroy_vdi(self._session, backup)
+        if backups:
+            other = dict(record.get('other_config') or {})
+            other.pop(RESIZE_BACKUPS, None)
+            self._call('VM.set_other_config', vm_ref, other)
+
+    def finish_revert_migration(self, instance, power_on: bool) -> None:
+        """Runs on the source: old flavor, old disks, back on this host.
+
+        ``instance.flavor`` is the old flavor again by now; a grown disk is
+        swapped for its backup, so the old size comes back as it was.
+        """
+        vm_ref, record = vm_utils.lookup(self._session, instance)
+        if record['power_state'] != 'Halted':
+            self._async('VM.hard_shutdown', vm_ref)
+            record = self._call('VM.get_record', vm_ref)
+        backups = _parse_backups(record)
+        if backups:
+            self._restore_backups(vm_ref, record, backups)
+            other = dict(record.get('other_config') or {})
+            other.pop(RESIZE_BACKUPS, None)
+            self._call('VM.set_other_config', vm_ref, other)
+            record = self._call('VM.get_record', vm_ref)
+        self._apply_flavor(instance, vm_ref, record)
+        self._claim(vm_ref)
+        if power_on:
+            self._start_here(vm_ref)
+
+    def _restore_backups(
+        self, vm_ref: str, record: dict, backups: dict[str, str]
+    ) -> None:
+        session = self._session
+        for vbd_ref in record.get('VBDs', []):
+            vbd = session.get_rec('VBD', vbd_ref)
+            if not vbd or vbd['userdevice'] not in backups:
+                continue
+            backup = backups[vbd['userdevice']]
+            grown = vbd['VDI']
+            other = self._call('VDI.get_other_config', grown)
+            self._call('VDI.set_other_config', backup, other)
+            self._call('VBD.destroy', vbd_ref)
+            disks.create_vbd(
+                session,
+                vm_ref,
+                backup,
+                int(vbd['userdevice']),
+                bootable=vbd['bootable'],
+            )
+            disks.destroy_vdi(session, grown)
+
+    # -- host maintenance ----------------------------------------------------
+
+    def set_host_enabled(self, enabled: bool) -> str:
+        return self._maintenance.set_host_enabled(enabled)
+
+    def host_maintenance_mode(self, mode: bool) -> str:
+        return self._maintenance.host_maintenance_mode(mode)
+
+
+def _primitive_field(compute_info, name: str):
+    """A field of a ComputeNode as ``obj_to_primitive`` gave it."""
+    if not compute_info:
+        return None
+    data = compute_info.get('nova_object.data', compute_info)
+    return data.get(name)
+
+
+def _parse_backups(record: dict) -> dict[str, str]:
+    text = (record.get('other_config') or {}).get(RESIZE_BACKUPS, '')
+    return dict(item.split('=', 1) for item in text.split(',') if '=' in item)

@@ -1,0 +1,122 @@
+"""VIFs: one per Neutron port, on the XenServer network of its bridge.
+
+The port id is recorded in the VIF's ``other_config`` as
+``nicira-iface-id`` (what xapi's vif scripts hand to Open vSwitch as the
+interface id, so the Neutron agent binds the port) and ``neutron-port-id``.
+A network the driver had to create for a bridge is tagged, and destroyed
+again when its last VIF goes.
+"""
+
+from __future__ import annotations
+
+from oslo_log import log as logging
+
+from nova import exception
+from nova_hypervisors.xenapi import session as xsession
+from nova_hypervisors.xenapi import vm_utils
+
+LOG = logging.getLogger(__name__)
+
+CREATED_BY_NOVA = 'nova_created_for_bridge'
+
+
+def bridge_of(vif, default_bridge: str) -> str:
+    network = vif.get('network') or {}
+    return network.get('bridge') or default_bridge
+
+
+def find_or_create_network(
+    session: xsession.XenAPISession, bridge: str, created: list[str]
+) -> str:
+    """The XenServer network for ``bridge``; created (and noted) if none."""
+    records = session.get_all_records_where(
+        'network', 'field "bridge"=%s' % vm_utils.quote(bridge)
+    )
+    if not records:
+        records = session.get_all_records_where(
+            'network', 'field "name__label"=%s' % vm_utils.quote(bridge)
+        )
+    if records:
+        return next(iter(records))
+    ref = session.call_xenapi(
+        'network.create',
+        {
+            'name_label': bridge,
+            'name_description': 'Created by Nova for bridge %s' % bridge,
+            'MTU': '1500',
+            'other_config': {CREATED_BY_NOVA: bridge},
+            'tags': [],
+            'bridge': bridge,
+            'managed': True,
+        },
+    )
+    created.append(ref)
+    return ref
+
+
+def create_vifs(
+    session: xsession.XenAPISession,
+    vm_ref: str,
+    network_info,
+    default_bridge: str,
+    created_networks: list[str],
+    created_vifs: list[str],
+) -> None:
+    """One VIF per port, device numbers in port order."""
+    for device, vif in enumerate(network_info or []):
+        network_ref = find_or_create_network(
+            session, bridge_of(vif, default_bridge), created_networks
+        )
+        network = vif.get('network') or {}
+        mtu = network.get_meta('mtu') if hasattr(network, 'get_meta') else None
+        ref = session.call_xenapi(
+            'VIF.create',
+            {
+                'device': str(device),
+                'network': network_ref,
+                'VM': vm_ref,
+                'MAC': vif['address'],
+                'MTU': str(mtu or 1500),
+                'other_config': {
+                    'nicira-iface-id': vif['id'],
+                    'neutron-port-id': vif['id'],
+                },
+                'qos_algorithm_type': '',
+                'qos_algorithm_params': {},
+                'locking_mode': 'network_default',
+                'ipv4_allowed': [],
+                'ipv6_allowed': [],
+            },
+        )
+        created_vifs.append(ref)
+
+
+def destroy_network_if_unused(
+    session: xsession.XenAPISession, network_ref: str
+) -> None:
+    """Destroy a network Nova created, once no VIF uses it."""
+    record = session.get_rec('network', network_ref)
+    if not record or CREATED_BY_NOVA not in (record.get('other_config') or {}):
+        return
+    if record.get('VIFs'):
+        return
+    try:
+        session.call_xenapi('network.destroy', network_ref)
+    except exception.NotFound:
+        pass
+
+
+def destroy_vifs(session: xsession.XenAPISession, vif_refs: list[str]) -> None:
+    """Destroy VIFs, then any network Nova created that they leave empty."""
+    networks = set()
+    for ref in vif_refs:
+        record = session.get_rec('VIF', ref)
+        if record is None:
+            continue
+        networks.add(record['network'])
+        try:
+            session.call_xenapi('VIF.destroy', ref)
+        except exception.NotFound:
+            pass
+    for network_ref in networks:
+        destroy_network_if_unused(session, network_ref)

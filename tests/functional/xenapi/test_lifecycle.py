@@ -1,0 +1,361 @@
+"""Instances through the Nova REST API on a simulated XenServer host.
+
+Everything a user meets is real: nova-api, conductor, scheduler, placement,
+the compute manager, our driver loaded by name, the unmodified XenAPI
+client over HTTP, and xapi's HTTP disk handlers on the simulator, which
+keeps real disk bytes.  Each test checks the outcome on the simulator too:
+what Nova says must be what the hypervisor holds.
+"""
+
+import hashlib
+import io
+import time
+import urllib.parse
+
+import fixtures
+import XenAPI
+
+from nova_hypervisors import conf  # noqa: F401 - registers [xenserver]
+from tests.functional import base
+
+try:
+    from nova_hypervisors.simulators.xapi import SimulatedPool
+except ImportError:  # the simulator is built in parallel
+    SimulatedPool = None
+
+import unittest
+
+# 1 MiB of recognisable bytes: a "disk" whose every block differs.
+RAW = b''.join(hashlib.sha256(b'%d' % i).digest() for i in range(32768))
+IMAGE_ID = '5e1f0000-0000-4000-8000-000000000001'
+
+
+@unittest.skipIf(SimulatedPool is None, 'XenServer simulator not available')
+class XenAPITestCase(base.NovaAPITestCase):
+    """One simulated XenServer host managed by one nova-compute."""
+
+    compute_driver = base.XENAPI_DRIVER
+    host_memory_mib = 8192
+
+    def setUp(self):
+        super().setUp()
+        state_dir = self.useFixture(fixtures.TempDir()).path
+        self.sim = SimulatedPool(
+            hosts=1,
+            state_dir=state_dir,
+            pooled=False,
+            port=0,
+            host_memory_mib=self.host_memory_mib,
+        )
+        self.sim.start()
+        self.addCleanup(self.sim.stop)
+        self.xen = self.sim.hosts[0]
+        self.flags(sync_power_state_interval=-1)
+        self.compute = self.start_compute(
+            'compute1',
+            xenserver={
+                'connection_url': self.xen.url,
+                'connection_username': self.xen.username,
+                'connection_password': self.xen.password,
+                'running_timeout': 30,
+                'clean_reboot_timeout': 5,
+            },
+        )
+        self.addCleanup(self.compute.stop)
+        self.glance.create(
+            None,
+            {
+                'id': IMAGE_ID,
+                'name': 'raw-image',
+                'status': 'active',
+                'disk_format': 'raw',
+                'container_format': 'bare',
+                'size': len(RAW),
+                'properties': {},
+            },
+            data=io.BytesIO(RAW),
+        )
+        self._keep_uploaded_bytes()
+        # disk=0: the root disk is the image's size, so byte comparisons
+        # stay small (admin may boot zero-disk flavors).
+        self.flavor_id = self._create_flavor(
+            memory_mb=512, vcpu=1, disk=0, ephemeral=0
+        )
+
+    def _keep_uploaded_bytes(self):
+        """Nova's Glance fixture drops the data of an update; keep it."""
+        glance = self.glance
+        original = glance.update
+
+        def update(context, image_id, metadata, data=None, purge_props=False):
+            image = original(
+                context, image_id, metadata, purge_props=purge_props
+            )
+            if data is not None:
+                payload = data.read()
+                glance._imagedata[image_id] = payload
+                image['size'] = len(payload)
+                image['status'] = 'active'
+            return image
+
+        self.stub_out(
+            'nova.tests.fixtures.GlanceFixture.update',
+            lambda _self, *a, **kw: update(*a, **kw),
+        )
+
+    # -- helpers --------------------------------------------------------
+
+    def boot(self, image_id=IMAGE_ID, expect='ACTIVE', **kw):
+        server = self._build_server(
+            image_uuid=image_id,
+            flavor_id=kw.pop('flavor_id', self.flavor_id),
+            networks=kw.pop('networks', 'none'),
+        )
+        created = self.api.post_server({'server': server})
+        return self._wait_for_state_change(created, expect)
+
+    def xapi(self) -> XenAPI.Session:
+        session = XenAPI.Session(self.sim.master.url)
+        session.login_with_password(
+            self.xen.username, self.xen.password, '1.0', 'test'
+        )
+        self.addCleanup(session.xenapi.session.logout)
+        return session
+
+    def records(self, cls):
+        return self.sim.db(self.xen).get_all_records(cls)
+
+    def vm_of(self, server):
+        for ref, rec in self.records('VM').items():
+            if rec['other_config'].get('nova_uuid') == server['id']:
+                return ref, rec
+        return None
+
+    def disk_bytes(self, vdi_ref, length):
+        session = self.xapi()
+        url = urllib.parse.urlparse(self.sim.master.url)
+        import http.client
+
+        conn = http.client.HTTPConnection(url.hostname, url.port)
+        conn.request(
+            'GET',
+            '/export_raw_vdi?'
+            + urllib.parse.urlencode(
+                {
+                    'vdi': vdi_ref,
+                    'format': 'raw',
+                    'session_id': session._session,
+                }
+            ),
+        )
+        response = conn.getresponse()
+        self.assertEqual(200, response.status)
+        data = response.read(length)
+        conn.close()
+        return data
+
+    def root_vdi(self, vm_record):
+        for vbd_ref in vm_record['VBDs']:
+            vbd = self.records('VBD')[vbd_ref]
+            if vbd['userdevice'] == '0':
+                return vbd['VDI']
+        self.fail('no root disk')
+
+    def assert_nothing_left(self, server_id):
+        """No VM, disk, VIF or task of the instance is left on the host."""
+        for rec in self.records('VM').values():
+            self.assertNotIn(server_id, rec['other_config'].values())
+        for rec in self.records('VDI').values():
+            self.assertNotEqual(
+                server_id, rec['other_config'].get('nova_instance_uuid')
+            )
+        self.assertEqual({}, self.records('VIF'))
+        self.assertEqual({}, self.records('task'))
+
+    def wait_for_power(self, server, state, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.api.get_server(server['id'])
+            if found['status'] == state:
+                return found
+            time.sleep(0.1)
+        self.fail('server did not become %s, is %s' % (state, found['status']))
+
+
+class TestServerLifecycle(XenAPITestCase):
+    def test_boot_runs_the_vm_on_this_host_with_the_image_bytes(self):
+        server = self.boot()
+        _, vm = self.vm_of(server)
+        self.assertEqual('Running', vm['power_state'])
+        self.assertEqual(self.xen.host_ref, vm['resident_on'])
+        self.assertEqual(512 << 20, int(vm['memory_static_max']))
+        self.assertEqual(RAW, self.disk_bytes(self.root_vdi(vm), len(RAW)))
+        self.assertEqual(
+            self.xen.url.split('//')[1].split(':')[0], self.xen.address
+        )
+
+    def test_power_actions_reach_the_vm(self):
+        server = self.boot()
+        ref, _ = self.vm_of(server)
+
+        def power():
+            return self.records('VM')[ref]['power_state']
+
+        self._reboot_server(server)
+        self._reboot_server(server, hard=True)
+        self.assertEqual('Running', power())
+        self._stop_server(server)
+        self.assertEqual('Halted', power())
+        self._start_server(server)
+        self.assertEqual('Running', power())
+        self.api.post_server_action(server['id'], {'pause': None})
+        self._wait_for_state_change(server, 'PAUSED')
+        self.assertEqual('Paused', power())
+        self.api.post_server_action(server['id'], {'unpause': None})
+        self._wait_for_state_change(server, 'ACTIVE')
+        self._suspend_server(server)
+        self.assertEqual('Suspended', power())
+        self._resume_server(server)
+        self.assertEqual('Running', power())
+
+    def test_rescue_and_unrescue(self):
+        server = self.boot()
+        ref, _ = self.vm_of(server)
+        self._rescue_server(server)
+        self.assertEqual('Halted', self.records('VM')[ref]['power_state'])
+        rescue = [
+            r
+            for r in self.records('VM').values()
+            if r['other_config'].get('nova_rescue_of') == server['id']
+        ]
+        self.assertEqual(['Running'], [r['power_state'] for r in rescue])
+        self._unrescue_server(server)
+        self.assertEqual('Running', self.records('VM')[ref]['power_state'])
+        self.assertEqual(
+            1,
+            len(
+                [
+                    r
+                    for r in self.records('VM').values()
+                    if server['id'] in r['other_config'].values()
+                ]
+            ),
+        )
+
+    def test_an_image_of_a_server_boots_a_byte_identical_disk(self):
+        server = self.boot()
+        self._snapshot_server(server, 'snap')
+        image = self._wait_for_image('snap')
+        clone = self.boot(image_id=image['id'])
+        _, vm = self.vm_of(clone)
+        self.assertEqual(RAW, self.disk_bytes(self.root_vdi(vm), len(RAW)))
+
+    def _wait_for_image(self, name, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for image in self.glance.images.values():
+                if (
+                    image.get('name') == name
+                    and image['id'] in self.glance._imagedata
+                ):
+                    return image
+            time.sleep(0.1)
+        self.fail('image %s never uploaded' % name)
+
+    def test_a_shutdown_made_on_the_host_reaches_nova_as_an_event(self):
+        server = self.boot()
+        ref, _ = self.vm_of(server)
+        self.xapi().xenapi.VM.hard_shutdown(ref)
+        self.wait_for_power(server, 'SHUTOFF', timeout=10)
+
+    def test_delete_leaves_nothing_on_the_host(self):
+        server = self.boot(networks=[{'port': self.neutron.port_1['id']}])
+        _, vm = self.vm_of(server)
+        self.assertEqual(1, len(vm['VIFs']))
+        vif = self.records('VIF')[vm['VIFs'][0]]
+        self.assertEqual(
+            self.neutron.port_1['id'], vif['other_config']['nicira-iface-id']
+        )
+        self._delete_server(server)
+        self.assert_nothing_left(server['id'])
+
+    def test_the_hypervisor_reports_the_hosts_resources(self):
+        hypervisors = self.api.api_get(
+            '/os-hypervisors/detail').body['hypervisors']
+        self.assertEqual(['xenserver-1'],
+                         [h['hypervisor_hostname'] for h in hypervisors])
+        self.assertEqual(self.xen.uuid, hypervisors[0]['id'])
+        inventories = self.placement.get(
+            '/resource_providers/%s/inventories' % self.xen.uuid).body
+        memory = inventories['inventories']['MEMORY_MB']
+        self.assertEqual(self.host_memory_mib, memory['total'])
+
+
+class TestFailures(XenAPITestCase):
+    host_memory_mib = 4096
+
+    def setUp(self):
+        # One attempt: the build failure itself becomes the server's fault.
+        self.flags(max_attempts=1, group='scheduler')
+        super().setUp()
+
+    def test_a_bad_image_format_is_refused_before_anything_is_created(self):
+        self.glance.create(
+            None,
+            {
+                'id': '5e1f0000-0000-4000-8000-0000000000c2',
+                'name': 'qcow',
+                'status': 'active',
+                'disk_format': 'qcow2',
+                'container_format': 'bare',
+                'size': 10,
+                'properties': {},
+            },
+            data=io.BytesIO(b'QFI\xfb' + b'\0' * 6),
+        )
+        vdis = set(self.records('VDI'))
+        server = self.boot(
+            image_id='5e1f0000-0000-4000-8000-0000000000c2', expect='ERROR'
+        )
+        self.assertIn('qcow2', server['fault']['message'])
+        self.assertEqual(vdis, set(self.records('VDI')))
+        self.assert_nothing_left(server['id'])
+
+    def test_a_vm_the_host_cannot_fit_ends_in_error_and_leaves_nothing(self):
+        # Placement believes in overcommit, the host does not.
+        big = self._create_flavor(memory_mb=3000, vcpu=1, disk=0, ephemeral=0)
+        self.flags(ram_allocation_ratio=4.0)
+        self.boot(flavor_id=big)
+        server = self.boot(flavor_id=big, expect='ERROR')
+        self.assertIn(
+            'HOST_NOT_ENOUGH_FREE_MEMORY',
+            server['fault']['message'],
+        )
+        self.assert_nothing_left_but_one(server['id'])
+
+    def assert_nothing_left_but_one(self, server_id):
+        for rec in self.records('VM').values():
+            self.assertNotIn(server_id, rec['other_config'].values())
+        for rec in self.records('VDI').values():
+            self.assertNotEqual(
+                server_id, rec['other_config'].get('nova_instance_uuid')
+            )
+        self.assertEqual({}, self.records('task'))
+
+    def test_faults_half_way_leave_nothing_behind(self):
+        for method in ('VDI.clone', 'VM.create', 'VBD.create', 'VM.start_on'):
+            with self.subTest(method=method):
+                self.sim.faults.fail_next(
+                    method, 1, ['INTERNAL_ERROR', 'injected']
+                )
+                server = self.boot(expect='ERROR')
+                self.assertIn('INTERNAL_ERROR', server['fault']['message'])
+                self.assert_nothing_left(server['id'])
+
+    def test_a_session_expiry_in_the_middle_of_a_boot_is_survived(self):
+        self.sim.faults.expire_sessions()
+        self.sim.faults.fail_next(
+            'VM.create', 1, ['SESSION_INVALID', 'OpaqueRef:expired']
+        )
+        server = self.boot()
+        self.assertEqual('Running', self.vm_of(server)[1]['power_state'])

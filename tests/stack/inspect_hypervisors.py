@@ -1,0 +1,119 @@
+"""Look behind Nova's back: what the simulated hypervisors really hold.
+
+Run with the stack's virtualenv Python (it has the XenAPI and pyVmomi
+clients); prints one JSON document.  Used by test_stack_e2e.py, which itself
+needs neither client::
+
+    python inspect_hypervisors.py xen-pool <run/xapi-sim.connection.json>
+    python inspect_hypervisors.py xen-vms <run/xapi-sim.connection.json>
+    python inspect_hypervisors.py vcenter-vms <run/vcsim.connection.json>
+"""
+
+import json
+import ssl
+import sys
+
+
+def _xen_login(host: dict):
+    import XenAPI
+
+    session = XenAPI.Session(host['url'])
+    session.xenapi.login_with_password(
+        host['username'], host['password'], '1.0', 'stack-e2e'
+    )
+    return session
+
+
+def xen_pool(facts: dict) -> dict:
+    """Each host's view: its pool's master and members, or HOST_IS_SLAVE."""
+    import XenAPI
+
+    views = {}
+    for host in facts['hosts']:
+        try:
+            session = _xen_login(host)
+        except XenAPI.Failure as failure:
+            # A pool member refuses logins and names its master.
+            views[host['name']] = {'slave_of': failure.details[1:2]}
+            continue
+        try:
+            api = session.xenapi
+            pool_ref = api.pool.get_all()[0]
+            master_ref = api.pool.get_master(pool_ref)
+            views[host['name']] = {
+                'master': api.host.get_name_label(master_ref),
+                'members': sorted(
+                    api.host.get_name_label(ref) for ref in api.host.get_all()
+                ),
+            }
+        finally:
+            session.xenapi.session.logout()
+    return views
+
+
+def xen_vms(facts: dict) -> dict:
+    """Guest VMs (not templates, snapshots or dom0) seen by each master."""
+    import XenAPI
+
+    found = {}
+    for host in facts['hosts']:
+        try:
+            session = _xen_login(host)
+        except XenAPI.Failure:
+            continue  # a pool member: its master answers for it
+        try:
+            records = session.xenapi.VM.get_all_records()
+            found[host['name']] = sorted(
+                record['name_label']
+                for record in records.values()
+                if not record['is_a_template']
+                and not record['is_control_domain']
+                and not record.get('is_a_snapshot')
+            )
+        finally:
+            session.xenapi.session.logout()
+    return found
+
+
+def vcenter_vms(facts: dict) -> dict:
+    from pyVim import connect
+    from pyVmomi import vim
+
+    context = ssl.create_default_context(cafile=facts.get('ca_file'))
+    if not facts.get('ca_file'):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    service = connect.SmartConnect(
+        host=facts['host'],
+        port=int(facts['port']),
+        user=facts['username'],
+        pwd=facts['password'],
+        sslContext=context,
+    )
+    try:
+        content = service.RetrieveContent()
+        view = content.viewManager.CreateContainerView(
+            content.rootFolder, [vim.VirtualMachine], True
+        )
+        names = sorted(vm.name for vm in view.view)
+        view.Destroy()
+        return {'vms': names}
+    finally:
+        connect.Disconnect(service)
+
+
+def main() -> int:
+    action, facts_file = sys.argv[1:3]
+    with open(facts_file) as stream:
+        facts = json.load(stream)
+    handler = {
+        'xen-pool': xen_pool,
+        'xen-vms': xen_vms,
+        'vcenter-vms': vcenter_vms,
+    }[action]
+    print(json.dumps(handler(facts)))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
