@@ -120,7 +120,7 @@ def run(count: int) -> list:
             state_dir=state_dir,
             pooled=False,
             port=0,
-            host_memory_mib=4 * 1024 * 1024,
+            host_memory_mib=65536,
         )
         sim.start()
         try:

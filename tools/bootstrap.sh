@@ -5,7 +5,7 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DEBIAN_PACKAGES="golang-go golang-github-vmware-govmomi-dev rabbitmq-server genisoimage git"
+DEBIAN_PACKAGES="golang-go golang-github-vmware-govmomi-dev rabbitmq-server mariadb-server genisoimage git"
 TOOLS_VENV="${NOVA_HYPERVISORS_TOOLS_VENV:-$REPO/.venv}"
 
 missing_debian_packages() {

@@ -38,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from nova_hypervisors.xenapi.pool import agent
 
     conf = nova.conf.CONF
+    # Nova publishes on its own exchange; so must our RPC fan-out.
+    messaging.set_transport_defaults(control_exchange='nova')
     logging.register_options(conf)
     config_files = args.config_file or ['/etc/nova/nova.conf']
     argv = [arg for path in config_files for arg in ('--config-file', path)]

@@ -65,6 +65,10 @@ def start_simulators(
             str(layout.data_dir('xapi-sim')),
             '--port',
             str(spec.port('xapi-sim')),
+            # The members of a pool share its root credentials, so every
+            # simulated host gets the same password (from secrets.json).
+            '--password',
+            layout.load_secrets()['xenserver'],
         ]
         started.append(supervisor.start(XAPI_SIM, argv, env=env))
     if VCSIM in simulators(spec) and not supervisor.running(VCSIM):

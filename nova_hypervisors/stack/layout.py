@@ -135,7 +135,7 @@ class Layout:
                 ) from None
         database_users = ('keystone', 'glance', 'placement', 'nova')
         wanted = (
-            ['admin', 'rabbitmq']
+            ['admin', 'rabbitmq', 'xenserver']
             + [f'db_{user}' for user in database_users]
             + [f'service_{user}' for user in SERVICE_USERS]
         )

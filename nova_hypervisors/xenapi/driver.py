@@ -122,7 +122,6 @@ class XenAPIDriver(driver.ComputeDriver):
         if self._session is not None:
             self._session.close()
 
-    @property
     def _ops(self) -> xvmops.VMOps:
         if self._vmops is None:
             raise exception.VirtDriverNotReady()
@@ -133,7 +132,6 @@ class XenAPIDriver(driver.ComputeDriver):
             raise exception.VirtDriverNotReady()
         return self._migrations
 
-    @property
     def _host(self) -> xhost.HostState:
         if self._host_state is None:
             raise exception.VirtDriverNotReady()
@@ -142,19 +140,19 @@ class XenAPIDriver(driver.ComputeDriver):
     # -- instances ---------------------------------------------------------
 
     def get_info(self, instance, use_cache=True):
-        return self._ops.get_info(instance, use_cache=use_cache)
+        return self._ops().get_info(instance, use_cache=use_cache)
 
     def instance_exists(self, instance):
-        return self._ops.instance_exists(instance)
+        return self._ops().instance_exists(instance)
 
     def list_instances(self):
-        return list(self._ops.list_instances().values())
+        return list(self._ops().list_instances().values())
 
     def list_instance_uuids(self):
-        return list(self._ops.list_instances())
+        return list(self._ops().list_instances())
 
     def get_num_instances(self):
-        return len(self._ops.list_instances())
+        return len(self._ops().list_instances())
 
     def spawn(
         self,
@@ -169,7 +167,7 @@ class XenAPIDriver(driver.ComputeDriver):
         power_on=True,
         accel_info=None,
     ):
-        self._ops.spawn(
+        self._ops().spawn(
             context,
             instance,
             image_meta,
@@ -193,7 +191,7 @@ class XenAPIDriver(driver.ComputeDriver):
             # A resize inside the pool keeps one VM record, which the
             # source takes back in finish_revert_migration.
             return
-        self._ops.destroy(instance, destroy_disks=destroy_disks)
+        self._ops().destroy(instance, destroy_disks=destroy_disks)
 
     def cleanup(
         self,
@@ -209,7 +207,7 @@ class XenAPIDriver(driver.ComputeDriver):
         if migrate_data is not None and self._moves().is_elsewhere(instance):
             # After a live migration the VM is the migrated one.
             return
-        self._ops.destroy(instance, destroy_disks=destroy_disks)
+        self._ops().destroy(instance, destroy_disks=destroy_disks)
 
     def reboot(
         self,
@@ -222,10 +220,10 @@ class XenAPIDriver(driver.ComputeDriver):
         accel_info=None,
         share_info=None,
     ):
-        self._ops.reboot(instance, reboot_type)
+        self._ops().reboot(instance, reboot_type)
 
     def power_off(self, instance, timeout=0, retry_interval=0):
-        self._ops.power_off(instance, timeout=timeout)
+        self._ops().power_off(instance, timeout=timeout)
 
     def power_on(
         self,
@@ -236,26 +234,26 @@ class XenAPIDriver(driver.ComputeDriver):
         accel_info=None,
         share_info=None,
     ):
-        self._ops.power_on(instance)
+        self._ops().power_on(instance)
 
     def pause(self, instance):
-        self._ops.pause(instance)
+        self._ops().pause(instance)
 
     def unpause(self, instance):
-        self._ops.unpause(instance)
+        self._ops().unpause(instance)
 
     def suspend(self, context, instance):
-        self._ops.suspend(instance)
+        self._ops().suspend(instance)
 
     def resume(
         self,
         context,
         instance,
         network_info,
-        share_info,
         block_device_info=None,
+        share_info=None,
     ):
-        self._ops.resume(instance)
+        self._ops().resume(instance)
 
     def rescue(
         self,
@@ -267,27 +265,27 @@ class XenAPIDriver(driver.ComputeDriver):
         block_device_info,
         share_info,
     ):
-        self._ops.rescue(
+        self._ops().rescue(
             context, instance, network_info, image_meta, rescue_password
         )
 
     def unrescue(self, context, instance):
-        self._ops.unrescue(instance)
+        self._ops().unrescue(instance)
 
     def snapshot(self, context, instance, image_id, update_task_state):
-        self._ops.snapshot(context, instance, image_id, update_task_state)
+        self._ops().snapshot(context, instance, image_id, update_task_state)
 
     def get_vnc_console(self, context, instance):
-        return self._ops.get_vnc_console(instance)
+        return self._ops().get_vnc_console(instance)
 
     def get_console_output(self, context, instance):
-        return self._ops.get_console_output(instance)
+        return self._ops().get_console_output(instance)
 
     def get_diagnostics(self, instance):
-        return self._ops.get_diagnostics(instance)
+        return self._ops().get_diagnostics(instance)
 
     def get_instance_diagnostics(self, instance):
-        return self._ops.get_instance_diagnostics(instance)
+        return self._ops().get_instance_diagnostics(instance)
 
     # -- the host -----------------------------------------------------------
 
@@ -308,14 +306,14 @@ class XenAPIDriver(driver.ComputeDriver):
         return {self._session.host_uuid: self._session.host_name}
 
     def get_available_resource(self, nodename):
-        return self._host.available_resource()
+        return self._host().available_resource()
 
     def update_provider_tree(self, provider_tree, nodename, allocations=None):
         inventory = provider_tree.data(nodename).inventory
         ratios = self._get_allocation_ratios(inventory)
         provider_tree.update_inventory(
             nodename,
-            self._host.inventory(
+            self._host().inventory(
                 ratios, self._get_reserved_host_disk_gb_from_config()
             ),
         )

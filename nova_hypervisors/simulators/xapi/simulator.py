@@ -10,6 +10,8 @@ standalone unless ``pooled=True`` joins them to it at start.
 from __future__ import annotations
 
 import copy
+import json
+import pathlib
 import secrets
 import shutil
 import socket
@@ -131,6 +133,8 @@ class SimulatedPool:
                     password or secrets.token_urlsafe(12),
                 )
             )
+        if not self._own_state_dir:
+            self._keep_identity()
         for index, sim_host in enumerate(self.topology.hosts):
             state = bootstrap.new_pool(
                 self.topology, sim_host, shared=index == 0
@@ -146,6 +150,33 @@ class SimulatedPool:
         self._lock = threading.RLock()
         self._started = False
         self._stopped = False
+
+    def _keep_identity(self) -> None:
+        """Give hosts and SRs the uuids they had in this state directory.
+
+        A real host keeps its uuid across restarts (Nova's compute node is
+        keyed by it) and its SRs keep theirs (the disk files are named by
+        them); the rest of the database lives in memory only.
+        """
+        path = pathlib.Path(self.state_dir) / 'identity.json'
+        topology = self.topology
+        if path.exists():
+            known = json.loads(path.read_text())
+            topology.shared_sr_uuid = known['shared_sr_uuid']
+            # More hosts than last time: the new ones get new uuids.
+            for host, saved in zip(
+                topology.hosts, known['hosts'], strict=False
+            ):
+                host.uuid = saved['uuid']
+                host.local_sr_uuid = saved['local_sr_uuid']
+        known = {
+            'shared_sr_uuid': topology.shared_sr_uuid,
+            'hosts': [
+                {'uuid': host.uuid, 'local_sr_uuid': host.local_sr_uuid}
+                for host in topology.hosts
+            ],
+        }
+        path.write_text(json.dumps(known, indent=2) + '\n')
 
     # -- lifecycle ---------------------------------------------------------
 

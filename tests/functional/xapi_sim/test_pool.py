@@ -280,3 +280,18 @@ def test_evacuate_moves_every_guest_off_a_host(pooled):
         assert xapi.VM.get_resident_on(vm) != leaving
         assert xapi.VM.get_power_state(vm) == 'Running'
     assert xapi.host.get_enabled(leaving) is False
+
+
+def test_hosts_and_srs_keep_their_uuids_across_restarts(tmp_path):
+    """A restarted host is the same host: Nova keys its node by the uuid."""
+    from nova_hypervisors.simulators.xapi import SimulatedPool
+
+    def identity():
+        with SimulatedPool(hosts=2, state_dir=str(tmp_path)) as sim:
+            srs = sim.db(sim.hosts[0]).get_all_records('SR').values()
+            return (
+                [host.uuid for host in sim.hosts],
+                sorted(sr['uuid'] for sr in srs),
+            )
+
+    assert identity() == identity()

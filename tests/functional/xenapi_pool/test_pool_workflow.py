@@ -22,6 +22,7 @@ IMAGE_ID = '5e1f0000-0000-4000-8000-0000000000aa'
 class PoolTestCase(base.NovaAPITestCase):
     compute_driver = base.XENAPI_DRIVER
     hosts = 3
+    reconcile_interval = 1
 
     def setUp(self):
         super().setUp()
@@ -45,7 +46,7 @@ class PoolTestCase(base.NovaAPITestCase):
                     'connection_url': xen.url,
                     'connection_username': xen.username,
                     'connection_password': xen.password,
-                    'pool_reconcile_interval': 1,
+                    'pool_reconcile_interval': self.reconcile_interval,
                 },
             )
         self.glance.create(
