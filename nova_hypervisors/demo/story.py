@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import logging
 import tempfile
 import time
 
@@ -423,6 +424,11 @@ class Story:
 
     def stop(self) -> None:
         if self.nova is not None:
+            # Nova reports each of its thread pools shutting down; the
+            # story is over, so spare the terminal those lines.
+            logging.getLogger('nova.thread_pool_factory').setLevel(
+                logging.WARNING
+            )
             self.nova.doCleanups()
         for running in (self.vcsim, self.xen):
             if running is not None:

@@ -23,6 +23,8 @@ class InstanceTable:
         self._host_ref = host_ref
         self._tracker = tracker
         self._by_ref: dict[str, dict] = {}
+        # nova uuid -> VM ref, so get_info on every instance stays O(1).
+        self._ref_of: dict[str, str] = {}
         self._lock = threading.Lock()
         self.ready = threading.Event()
 
@@ -37,6 +39,10 @@ class InstanceTable:
         }
         with self._lock:
             self._by_ref = nova_vms
+            self._ref_of = {
+                rec['other_config'][vm_utils.NOVA_UUID]: ref
+                for ref, rec in nova_vms.items()
+            }
         self._tracker.prime(
             {
                 rec['other_config'][
@@ -54,14 +60,19 @@ class InstanceTable:
         if operation == 'del' or record is None:
             with self._lock:
                 old = self._by_ref.pop(ref, None)
+                if old is not None:
+                    uuid = old['other_config'][vm_utils.NOVA_UUID]
+                    if self._ref_of.get(uuid) == ref:
+                        del self._ref_of[uuid]
             if old is not None:
                 self._tracker.forget(old['other_config'][vm_utils.NOVA_UUID])
             return
         if not vm_utils.is_nova_vm(record):
             return
+        instance_uuid = record['other_config'][vm_utils.NOVA_UUID]
         with self._lock:
             self._by_ref[ref] = record
-        instance_uuid = record['other_config'][vm_utils.NOVA_UUID]
+            self._ref_of[instance_uuid] = ref
         # A VM halted elsewhere loses resident_on; it is still ours if we
         # knew it (it was running here before).
         if vm_utils.belongs_to_host(
@@ -75,13 +86,10 @@ class InstanceTable:
 
     def get(self, instance_uuid: str) -> tuple[str, dict] | None:
         with self._lock:
-            for ref, rec in self._by_ref.items():
-                if (
-                    rec['other_config'].get(vm_utils.NOVA_UUID)
-                    == instance_uuid
-                ):
-                    return ref, rec
-        return None
+            ref = self._ref_of.get(instance_uuid)
+            if ref is None or ref not in self._by_ref:
+                return None
+            return ref, self._by_ref[ref]
 
     def __len__(self) -> int:
         with self._lock:

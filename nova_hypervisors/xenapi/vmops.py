@@ -9,16 +9,15 @@ back to the hard ones after their timeout.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 import contextlib
 import os
 import tempfile
-import zlib
 
 from nova.api.metadata import base as instance_metadata
 from nova.compute import power_state
 from nova.compute import task_states
+from nova.compute import vm_states
 from nova.console import type as ctype
 from nova.objects import diagnostics
 from oslo_log import log as logging
@@ -28,8 +27,8 @@ from nova.virt import configdrive
 from nova.virt import hardware
 from nova_hypervisors.common import images
 from nova_hypervisors.xenapi import disks
-from nova_hypervisors.xenapi import errors
 from nova_hypervisors.xenapi import events
+from nova_hypervisors.xenapi import guest_info
 from nova_hypervisors.xenapi import imagecache
 from nova_hypervisors.xenapi import instances as xinstances
 from nova_hypervisors.xenapi import session as xsession
@@ -565,7 +564,11 @@ class VMOps:
         if found is None:
             found = vm_utils.lookup(self._session, instance)
         state = vm_utils.to_power_state(found[1])
-        if state == power_state.SHUTDOWN:
+        if state == power_state.SHUTDOWN and (
+            instance.obj_attr_is_set('vm_state')
+            and instance.vm_state == vm_states.RESCUED
+        ):
+            # A rescued instance's own VM is halted; the rescue VM runs.
             rescue = vm_utils.find_vm(self._session, instance, rescue=True)
             if rescue is not None:
                 state = vm_utils.to_power_state(rescue[1])
@@ -583,81 +586,16 @@ class VMOps:
             if vm_utils.belongs_to_host(rec, host_ref)
         }
 
-    # -- consoles and diagnostics -----------------------------------------
+    # -- consoles and diagnostics (see guest_info) -----------------------
 
     def get_vnc_console(self, instance) -> ctype.ConsoleVNC:
-        vm_ref, record = vm_utils.lookup(self._session, instance)
-        if record['power_state'] != 'Running':
-            raise exception.InstanceNotReady(instance_id=instance.uuid)
-        for console_ref in record.get('consoles', []):
-            console = self._call('console.get_record', console_ref)
-            if console['protocol'] == 'rfb':
-                location = console['location']
-                path = (
-                    location.split('/', 3)[-1]
-                    if '//' in location
-                    else location
-                )
-                return ctype.ConsoleVNC(
-                    host=self._session.master_address,
-                    port=self._session.port
-                    or (443 if self._session.scheme == 'https' else 80),
-                    internal_access_path='/' + path.lstrip('/'),
-                )
-        raise exception.ConsoleTypeUnavailable(console_type='vnc')
+        return guest_info.vnc_console(self._session, instance)
 
     def get_console_output(self, instance) -> bytes:
-        """The guest console log, through dom0's ``console`` plugin."""
-        vm_ref, record = vm_utils.lookup(self._session, instance)
-        dom_id = record.get('domid')
-        if record['power_state'] != 'Running' or dom_id in (None, '-1', -1):
-            raise exception.ConsoleNotAvailable()
-        try:
-            encoded = self._call(
-                'host.call_plugin',
-                self._session.host_ref,
-                'console',
-                'get_console_log',
-                {'dom_id': str(dom_id)},
-            )
-        except errors.XenAPIError as exc:
-            raise exception.ConsoleNotAvailable() from exc
-        return zlib.decompress(base64.b64decode(encoded))
-
-    def _metrics(self, instance) -> tuple[dict, dict]:
-        vm_ref, record = vm_utils.lookup(self._session, instance)
-        metrics = self._call('VM_metrics.get_record', record['metrics'])
-        return record, metrics
+        return guest_info.console_output(self._session, instance)
 
     def get_diagnostics(self, instance) -> dict:
-        record, metrics = self._metrics(instance)
-        result = {
-            'memory_actual': int(metrics.get('memory_actual') or 0),
-            'vcpus': int(metrics.get('VCPUs_number') or 0),
-        }
-        for cpu, value in (metrics.get('VCPUs_utilisation') or {}).items():
-            result['cpu%s_utilisation' % cpu] = float(value)
-        return result
+        return guest_info.diagnostics(self._session, instance)
 
     def get_instance_diagnostics(self, instance) -> diagnostics.Diagnostics:
-        record, metrics = self._metrics(instance)
-        diags = diagnostics.Diagnostics(
-            state=power_state.STATE_MAP[vm_utils.to_power_state(record)],
-            driver='xenapi',
-            hypervisor='xen',
-            hypervisor_os='linux',
-            config_drive=False,
-        )
-        diags.memory_details = diagnostics.MemoryDiagnostics(
-            maximum=int(record.get('memory_static_max') or 0) // MIB,
-            used=int(metrics.get('memory_actual') or 0) // MIB,
-        )
-        for cpu, value in sorted(
-            (metrics.get('VCPUs_utilisation') or {}).items()
-        ):
-            diags.add_cpu(id=int(cpu), utilisation=int(float(value) * 100))
-        for _ in record.get('VBDs', []):
-            diags.add_disk()
-        for _ in record.get('VIFs', []):
-            diags.add_nic()
-        return diags
+        return guest_info.instance_diagnostics(self._session, instance)

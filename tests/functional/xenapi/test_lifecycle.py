@@ -280,13 +280,16 @@ class TestServerLifecycle(XenAPITestCase):
         self.assert_nothing_left(server['id'])
 
     def test_the_hypervisor_reports_the_hosts_resources(self):
-        hypervisors = self.api.api_get(
-            '/os-hypervisors/detail').body['hypervisors']
-        self.assertEqual(['xenserver-1'],
-                         [h['hypervisor_hostname'] for h in hypervisors])
+        hypervisors = self.api.api_get('/os-hypervisors/detail').body[
+            'hypervisors'
+        ]
+        self.assertEqual(
+            ['xenserver-1'], [h['hypervisor_hostname'] for h in hypervisors]
+        )
         self.assertEqual(self.xen.uuid, hypervisors[0]['id'])
         inventories = self.placement.get(
-            '/resource_providers/%s/inventories' % self.xen.uuid).body
+            '/resource_providers/%s/inventories' % self.xen.uuid
+        ).body
         memory = inventories['inventories']['MEMORY_MB']
         self.assertEqual(self.host_memory_mib, memory['total'])
 

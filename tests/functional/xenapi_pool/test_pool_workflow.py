@@ -286,3 +286,64 @@ class TestPoolFromAggregate(PoolTestCase):
             [self.sim.hosts[0].address], self.pool_of(self.sim.hosts[0])[1]
         )
         self.assertEqual({}, self.aggregate(aggregate['id'])['metadata'])
+
+
+class TestWholePoolWorkflow(PoolTestCase):
+    """Issue 5's story in one go, on a pool built only from the API."""
+
+    def resident_address(self, server):
+        db = self.sim.db(self.sim.hosts[0])
+        hosts = db.get_all_records('host')
+        (vm,) = [
+            rec
+            for rec in db.get_all_records('VM').values()
+            if rec['other_config'].get('nova_uuid') == server['id']
+        ]
+        return hosts[vm['resident_on']]['address']
+
+    def test_build_boot_move_resize_and_shrink_the_pool(self):
+        self.flags(allow_resize_to_same_host=False)
+        aggregate_id = self.build_pool()
+        xen = {f'xen{n}': h.address for n, h in enumerate(self.sim.hosts, 1)}
+
+        moving = self.boot(host='xen1')
+        moving = self._live_migrate(moving, host='xen2')
+        self.assertEqual('xen2', moving['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual(xen['xen2'], self.resident_address(moving))
+
+        resized = self.boot(host='xen3')
+        resized = self._migrate_server(resized, host='xen1')
+        resized = self._revert_resize(resized)
+        self.assertEqual('xen3', resized['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual(xen['xen3'], self.resident_address(resized))
+        larger = self._create_flavor(memory_mb=512, vcpu=2, disk=2)
+        resized = self._resize_server(resized, larger)
+        resized = self._confirm_resize(resized)
+        self.assertNotEqual('xen3', resized['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual(
+            xen[resized['OS-EXT-SRV-ATTR:host']],
+            self.resident_address(resized),
+        )
+
+        # xen2 runs an instance: with its zone, Nova refuses the removal.
+        self.assertRaises(
+            client.OpenStackApiException,
+            self.remove_host,
+            aggregate_id,
+            'xen2',
+        )
+        # xen3 is empty now (the resize left it): it leaves and is ejected.
+        empty = 'xen3'
+        self.assertNotIn(
+            empty,
+            {s['OS-EXT-SRV-ATTR:host'] for s in (moving, resized)},
+        )
+        self.remove_host(aggregate_id, empty)
+        self.wait_until(
+            f'{empty} ejected',
+            lambda: xen[empty] not in self.pool_of(self.sim.hosts[0])[1],
+        )
+        self.assertEqual('ACTIVE', self.api.get_server(moving['id'])['status'])
+        self.assertEqual(
+            'ACTIVE', self.api.get_server(resized['id'])['status']
+        )

@@ -239,6 +239,7 @@ class TestLifecycle(DriverTestCase):
         )
         self.assertEqual(2, len(self.mini.objects['VM']))
         self.assertEqual('Halted', self.vm['power_state'])
+        self.inst.vm_state = 'rescued'
         self.assertEqual(
             power_state.RUNNING,
             self.drv.get_info(self.inst, use_cache=False).state,
