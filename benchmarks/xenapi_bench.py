@@ -24,7 +24,6 @@ from nova import monkey_patch  # noqa: I001
 monkey_patch.patch()
 
 import argparse  # noqa: E402
-import io  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -214,5 +213,3 @@ def main() -> None:
 
 if __name__ == '__main__':
     sys.exit(main())
-
-_ = io

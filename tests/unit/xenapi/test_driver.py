@@ -1,6 +1,5 @@
 """XenAPIDriver through its facade, over the faked wire and mini xapi."""
 
-import io
 from unittest import mock
 
 from nova.compute import power_state
@@ -323,6 +322,3 @@ class TestNotReady(test.NoDBTestCase):
             exception.InvalidConfiguration, drv.init_host, 'h'
         )
         self.assertIn('connection_url', str(exc))
-
-
-_ = io
