@@ -303,7 +303,6 @@ class VMOps:
             content=injected_files,
             extra_md=extra_md,
             network_info=network_info,
-            request_context=context,
         )
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, 'configdrive')

@@ -362,3 +362,23 @@ class TestFailures(XenAPITestCase):
         )
         server = self.boot()
         self.assertEqual('Running', self.vm_of(server)[1]['power_state'])
+
+
+class TestConfigDrive(XenAPITestCase):
+    def test_a_requested_config_drive_is_an_iso_cd_with_the_metadata(self):
+        server = self._build_server(
+            image_uuid=IMAGE_ID, flavor_id=self.flavor_id, networks='none'
+        )
+        server['config_drive'] = True
+        created = self.api.post_server({'server': server})
+        server = self._wait_for_state_change(created, 'ACTIVE')
+        _, vm = self.vm_of(server)
+        vbds = self.records('VBD')
+        (cd,) = [vbds[ref] for ref in vm['VBDs'] if vbds[ref]['type'] == 'CD']
+        vdi = self.records('VDI')[cd['VDI']]
+        self.assertEqual('configdrive', vdi['other_config']['nova_disk_type'])
+        iso = self.disk_bytes(cd['VDI'], int(vdi['virtual_size']))
+        self.assertEqual(b'CD001', iso[0x8001:0x8006])  # ISO 9660
+        self.assertIn(server['id'].encode(), iso)  # meta_data.json
+        self._delete_server(server)
+        self.assert_nothing_left(server['id'])
