@@ -253,14 +253,22 @@ class ResourcePool:
 
 
 _HINTS = {
-    'POOL_JOINING_HOST_HAS_RUNNING_VMS': 'Shut down or move the VMs '
-    'running on the joining host, then it joins at the next reconciliation',
+    'JOINING_HOST_CANNOT_HAVE_RUNNING_OR_SUSPENDED_VMS': 'Stop or move the '
+    'VMs running on the joining host; it joins at the next reconciliation',
+    'JOINING_HOST_CANNOT_HAVE_RUNNING_VMS': 'Stop or move the VMs running on '
+    'the joining host; it joins at the next reconciliation',
+    'JOINING_HOST_CANNOT_HAVE_VMS_WITH_CURRENT_OPERATIONS': 'Wait for the '
+    "joining host's VM operations to finish",
+    'JOINING_HOST_CANNOT_CONTAIN_SHARED_SRS': 'Detach the shared SRs of the '
+    'joining host first',
+    'JOINING_HOST_CONNECTION_FAILED': 'The joining host cannot reach the '
+    'master: check the network between them and master_address',
     'POOL_JOINING_HOST_MUST_HAVE_SAME_API_VERSION': 'Upgrade the hosts to '
     'the same XenServer version',
     'POOL_JOINING_HOST_MUST_HAVE_SAME_PRODUCT_VERSION': 'Upgrade the hosts '
     'to the same XenServer version',
-    'POOL_JOINING_HOST_HAS_SHARED_SRS': 'Detach the shared SRs of the '
-    'joining host first',
+    'SESSION_AUTHENTICATION_FAILED': 'Members of a pool share its '
+    'credentials: give this compute the connection_password of the master',
 }
 
 

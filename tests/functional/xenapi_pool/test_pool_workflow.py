@@ -347,3 +347,55 @@ class TestWholePoolWorkflow(PoolTestCase):
         self.assertEqual(
             'ACTIVE', self.api.get_server(resized['id'])['status']
         )
+
+
+class TestJoinFailures(PoolTestCase):
+    def test_a_joiner_running_instances_is_an_error_then_joins_when_empty(
+        self,
+    ):
+        """xapi refuses the join; the aggregate says why; once the host is
+        empty the next reconciliation joins it without anyone retrying."""
+        busy = self.boot(host='xen2')
+        aggregate_id = self.create_pool_aggregate(zone=None)
+        self.add_host(aggregate_id, 'xen1')
+        self.wait_until(
+            'xen1 recorded as master',
+            lambda: (
+                self.aggregate(aggregate_id)['metadata'].get('master_compute')
+                == 'xen1'
+            ),
+        )
+        self.add_host(aggregate_id, 'xen2')
+        metadata = self.wait_until(
+            'the error state',
+            lambda: (
+                (m := self.aggregate(aggregate_id)['metadata']).get(
+                    'operational_state'
+                )
+                == 'error'
+                and m
+            ),
+        )
+        reason = metadata['operational_state_reason']
+        self.assertIn('JOINING_HOST_CANNOT_HAVE_RUNNING', reason)
+        self.assertIn('Stop or move the VMs', reason)
+        self.assertNotIn('pool-secret', reason)
+        self.assertEqual(
+            [self.sim.hosts[0].address], self.pool_of(self.sim.hosts[0])[1]
+        )
+        self._delete_server(busy)
+        self.wait_until(
+            'xen2 joined',
+            lambda: (
+                self.sim.hosts[1].address in self.pool_of(self.sim.hosts[0])[1]
+            ),
+        )
+        self.wait_until(
+            'the aggregate active again',
+            lambda: (
+                self.aggregate(aggregate_id)['metadata'].get(
+                    'operational_state'
+                )
+                == 'active'
+            ),
+        )
