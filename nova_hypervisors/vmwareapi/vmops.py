@@ -12,17 +12,15 @@ from collections.abc import Callable
 import contextlib
 import dataclasses
 import logging
-import os
-import tempfile
 from typing import Any
 
-from nova.api.metadata import base as instance_metadata
 from oslo_utils import units
 from pyVmomi import vim
 
 from nova import exception
 from nova.virt import configdrive
 from nova.virt import hardware
+from nova_hypervisors.common import configdrive as config_drive
 from nova_hypervisors.vmwareapi import cluster
 from nova_hypervisors.vmwareapi import datastore as ds_util
 from nova_hypervisors.vmwareapi import events
@@ -348,27 +346,15 @@ class VMOps:
         network_info,
         vm_dir,
     ) -> str:
-        extra_md = {}
-        if admin_password:
-            extra_md['admin_pass'] = admin_password
-        metadata = instance_metadata.InstanceMetadata(
-            instance,
-            content=injected_files,
-            extra_md=extra_md,
-            network_info=network_info,
+        image = config_drive.build(
+            instance, injected_files, admin_password, network_info
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            iso = os.path.join(tmp, 'configdrive.iso')
-            with configdrive.ConfigDriveBuilder(instance_md=metadata) as cdb:
-                cdb.make_drive(iso)
-            size = os.path.getsize(iso)
-            target = f'{vm_dir}/configdrive.iso'
-            with open(iso, 'rb') as data:
-                self._files.upload(
-                    target,
-                    iter(lambda: data.read(ds_util.CHUNK), b''),
-                    size,
-                )
+        target = f'{vm_dir}/configdrive.iso'
+        chunks = (
+            image[start : start + ds_util.CHUNK]
+            for start in range(0, len(image), ds_util.CHUNK)
+        )
+        self._files.upload(target, chunks, len(image))
         return target
 
     # -- destroy ------------------------------------------------------------

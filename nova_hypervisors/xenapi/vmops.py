@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import contextlib
-import os
-import tempfile
 
-from nova.api.metadata import base as instance_metadata
 from nova.compute import power_state
 from nova.compute import task_states
 from nova.compute import vm_states
@@ -25,6 +22,7 @@ from oslo_log import log as logging
 from nova import exception
 from nova.virt import configdrive
 from nova.virt import hardware
+from nova_hypervisors.common import configdrive as config_drive
 from nova_hypervisors.common import images
 from nova_hypervisors.xenapi import disks
 from nova_hypervisors.xenapi import events
@@ -295,21 +293,9 @@ class VMOps:
         undo: _Undo,
     ) -> None:
         """An ISO9660 config drive in its own VDI, attached as a CD."""
-        extra_md = {}
-        if admin_password:
-            extra_md['admin_pass'] = admin_password
-        inst_md = instance_metadata.InstanceMetadata(
-            instance,
-            content=injected_files,
-            extra_md=extra_md,
-            network_info=network_info,
+        data = config_drive.build(
+            instance, injected_files, admin_password, network_info
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, 'configdrive')
-            with configdrive.ConfigDriveBuilder(instance_md=inst_md) as cdb:
-                cdb.make_drive(path)
-            with open(path, 'rb') as iso:
-                data = iso.read()
         session = self._session
         vdi = disks.create_vdi(
             session,
