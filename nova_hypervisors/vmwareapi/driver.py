@@ -156,7 +156,7 @@ class VCDriver(driver.ComputeDriver):
 
     @translate
     def get_info(self, instance, use_cache=True):
-        return self._vmops.get_info(instance)
+        return self._vmops.get_info(instance, use_cache=use_cache)
 
     @translate
     def spawn(

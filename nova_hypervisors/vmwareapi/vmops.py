@@ -473,9 +473,16 @@ class VMOps:
 
     # -- state --------------------------------------------------------------
 
-    def get_info(self, instance: Any) -> hardware.InstanceInfo:
-        """From the watched cache when it can vouch, else one lookup."""
-        state = self._states.get(instance.uuid)
+    def get_info(
+        self, instance: Any, use_cache: bool = True
+    ) -> hardware.InstanceInfo:
+        """From the watched cache when it can vouch, else one lookup.
+
+        Nova asks with ``use_cache=False`` when it is about to act on the
+        answer (a lifecycle event, an unexpected shutdown): then vCenter
+        itself is asked, since an event may still be on its way.
+        """
+        state = self._states.get(instance.uuid) if use_cache else None
         if state is None:
             vm = lookup.get_vm(self._session, instance)
             state = self.vm_properties(vm, ['runtime.powerState']).get(
