@@ -15,22 +15,14 @@ import urllib.parse
 import fixtures
 import XenAPI
 
-from nova_hypervisors import conf  # noqa: F401 - registers [xenserver]
+from nova_hypervisors.simulators.xapi import SimulatedPool
 from tests.functional import base
-
-try:
-    from nova_hypervisors.simulators.xapi import SimulatedPool
-except ImportError:  # the simulator is built in parallel
-    SimulatedPool = None
-
-import unittest
 
 # 1 MiB of recognisable bytes: a "disk" whose every block differs.
 RAW = b''.join(hashlib.sha256(b'%d' % i).digest() for i in range(32768))
 IMAGE_ID = '5e1f0000-0000-4000-8000-000000000001'
 
 
-@unittest.skipIf(SimulatedPool is None, 'XenServer simulator not available')
 class XenAPITestCase(base.NovaAPITestCase):
     """One simulated XenServer host managed by one nova-compute."""
 
