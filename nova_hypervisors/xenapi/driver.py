@@ -1,10 +1,9 @@
 """XenAPIDriver: Nova's ComputeDriver for XenServer / XCP-ng.
 
 A thin facade: every method hands off to the object that owns the concern
-(:mod:`session`, :mod:`vmops`, :mod:`host`, :mod:`events`).  Methods this
-driver does not implement yet are simply not overridden, so Nova's base
-class answers ``NotImplementedError`` (host maintenance and enabling belong
-to the resource-pool work, volumes to their own).
+(:mod:`session`, :mod:`vmops`, :mod:`host`, :mod:`events`,
+:mod:`migrations`, :mod:`pool`).  Volume methods are not overridden yet, so
+Nova's base class refuses them.
 """
 
 from __future__ import annotations

@@ -98,6 +98,17 @@ class PoolTestCase(base.NovaAPITestCase):
             'aggregate'
         ]
 
+    def wait_for_metadata(self, aggregate_id, key, value, what=None):
+        """The aggregate's metadata once ``key`` reads ``value``."""
+        return self.wait_until(
+            what or f'{key}={value}',
+            lambda: (
+                (m := self.aggregate(aggregate_id)['metadata']).get(key)
+                == value
+                and m
+            ),
+        )
+
     def add_host(self, aggregate_id, host):
         self.api.post_aggregate_action(
             aggregate_id, {'add_host': {'host': host}}
@@ -118,12 +129,8 @@ class PoolTestCase(base.NovaAPITestCase):
     def build_pool(self, zone='xenpool'):
         aggregate_id = self.create_pool_aggregate(zone=zone)
         self.add_host(aggregate_id, 'xen1')
-        self.wait_until(
-            'xen1 recorded as master',
-            lambda: (
-                self.aggregate(aggregate_id)['metadata'].get('master_compute')
-                == 'xen1'
-            ),
+        self.wait_for_metadata(
+            aggregate_id, 'master_compute', 'xen1', 'xen1 recorded as master'
         )
         self.add_host(aggregate_id, 'xen2')
         self.add_host(aggregate_id, 'xen3')
@@ -153,15 +160,8 @@ class TestPoolFromAggregate(PoolTestCase):
     def test_the_first_host_added_becomes_master_and_names_the_pool(self):
         aggregate_id = self.create_pool_aggregate('gold')
         self.add_host(aggregate_id, 'xen1')
-        metadata = self.wait_until(
-            'the master recorded',
-            lambda: (
-                (m := self.aggregate(aggregate_id)['metadata']).get(
-                    'operational_state'
-                )
-                == 'active'
-                and m
-            ),
+        metadata = self.wait_for_metadata(
+            aggregate_id, 'operational_state', 'active', 'the master recorded'
         )
         xen1 = self.sim.hosts[0]
         self.assertEqual('xen1', metadata['master_compute'])
@@ -243,15 +243,8 @@ class TestPoolFromAggregate(PoolTestCase):
         aggregate_id = self.build_pool(zone=None)
         server = self.boot(host='xen2')
         self.remove_host(aggregate_id, 'xen2')
-        metadata = self.wait_until(
-            'the error state',
-            lambda: (
-                (m := self.aggregate(aggregate_id)['metadata']).get(
-                    'operational_state'
-                )
-                == 'error'
-                and m
-            ),
+        metadata = self.wait_for_metadata(
+            aggregate_id, 'operational_state', 'error', 'the error state'
         )
         self.assertIn('xen2', metadata['operational_state_reason'])
         self.assertIn(server['id'], metadata['operational_state_reason'])
@@ -267,14 +260,11 @@ class TestPoolFromAggregate(PoolTestCase):
                 not in self.pool_of(self.sim.hosts[0])[1]
             ),
         )
-        self.wait_until(
+        self.wait_for_metadata(
+            aggregate_id,
+            'operational_state',
+            'active',
             'the aggregate active again',
-            lambda: (
-                self.aggregate(aggregate_id)['metadata'].get(
-                    'operational_state'
-                )
-                == 'active'
-            ),
         )
 
     def test_aggregates_without_hypervisor_pool_change_nothing(self):
@@ -358,23 +348,12 @@ class TestJoinFailures(PoolTestCase):
         busy = self.boot(host='xen2')
         aggregate_id = self.create_pool_aggregate(zone=None)
         self.add_host(aggregate_id, 'xen1')
-        self.wait_until(
-            'xen1 recorded as master',
-            lambda: (
-                self.aggregate(aggregate_id)['metadata'].get('master_compute')
-                == 'xen1'
-            ),
+        self.wait_for_metadata(
+            aggregate_id, 'master_compute', 'xen1', 'xen1 recorded as master'
         )
         self.add_host(aggregate_id, 'xen2')
-        metadata = self.wait_until(
-            'the error state',
-            lambda: (
-                (m := self.aggregate(aggregate_id)['metadata']).get(
-                    'operational_state'
-                )
-                == 'error'
-                and m
-            ),
+        metadata = self.wait_for_metadata(
+            aggregate_id, 'operational_state', 'error', 'the error state'
         )
         reason = metadata['operational_state_reason']
         self.assertIn('JOINING_HOST_CANNOT_HAVE_RUNNING', reason)
@@ -390,12 +369,9 @@ class TestJoinFailures(PoolTestCase):
                 self.sim.hosts[1].address in self.pool_of(self.sim.hosts[0])[1]
             ),
         )
-        self.wait_until(
+        self.wait_for_metadata(
+            aggregate_id,
+            'operational_state',
+            'active',
             'the aggregate active again',
-            lambda: (
-                self.aggregate(aggregate_id)['metadata'].get(
-                    'operational_state'
-                )
-                == 'active'
-            ),
         )
