@@ -266,9 +266,15 @@ def upload_bytes(
 
 
 def vdis_of_instance(
-    session, instance_uuid: str, vm_record: dict | None
+    session,
+    instance_uuid: str,
+    vm_record: dict | None,
+    kinds: tuple[str, ...] | None = None,
 ) -> list[str]:
-    """The instance's own VDIs (never Cinder volumes), from its VBDs."""
+    """The instance's own VDIs (never Cinder volumes), from its VBDs.
+
+    ``kinds``, when given, keeps only VDIs of those ``nova_disk_type``s.
+    """
     result = []
     if not vm_record:
         return result
@@ -277,11 +283,10 @@ def vdis_of_instance(
         if not vbd or vbd['VDI'] == 'OpaqueRef:NULL':
             continue
         vdi = session.get_rec('VDI', vbd['VDI'])
-        if (
-            vdi
-            and (vdi.get('other_config') or {}).get(NOVA_INSTANCE)
-            == instance_uuid
-        ):
+        other_config = (vdi or {}).get('other_config') or {}
+        if other_config.get(NOVA_INSTANCE) != instance_uuid:
+            continue
+        if kinds is None or other_config.get(NOVA_DISK) in kinds:
             result.append(vbd['VDI'])
     return result
 

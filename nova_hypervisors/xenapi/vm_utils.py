@@ -8,6 +8,8 @@ scan of every VM in the pool.
 
 from __future__ import annotations
 
+import re
+
 from nova.compute import power_state
 
 from nova import exception
@@ -25,6 +27,8 @@ POWER_STATES = {
 }
 
 MIB = 1024 * 1024
+XENSTORE_PAYLOAD_MAX = 4096
+_XENSTORE_UNSAFE = re.compile(r'[^A-Za-z0-9\-_@]')
 
 
 def quote(value: str) -> str:
@@ -168,6 +172,18 @@ def vm_record(
     return record
 
 
+def sanitize_xenstore_key(key: str) -> str:
+    """A metadata key as one xenstore path element.
+
+    xenstored accepts only ``[A-Za-z0-9-/_@]`` in a path (Xen
+    ``docs/misc/xenstore.txt``) and refuses the domain build otherwise; the
+    old in-tree driver mapped every other character to ``_``
+    (nova 21.2.3 ``vmops._sanitize_xenstore_key``).  ``/`` is mapped too,
+    so a key never reaches outside ``user-metadata/``.
+    """
+    return _XENSTORE_UNSAFE.sub('_', key) or '_'
+
+
 def xenstore_metadata(instance) -> dict[str, str]:
     """Instance metadata for the guest, under ``vm-data/`` in xenstore."""
     data = {
@@ -176,5 +192,13 @@ def xenstore_metadata(instance) -> dict[str, str]:
         'vm-data/nova/hostname': instance.hostname or '',
     }
     for key, value in (instance.metadata or {}).items():
-        data['vm-data/user-metadata/%s' % key] = str(value)
+        path = 'vm-data/user-metadata/%s' % sanitize_xenstore_key(key)
+        data[path] = str(value)
+    # One xenstore message carries path and value in at most
+    # XENSTORE_PAYLOAD_MAX bytes (xen/include/public/io/xs_wire.h).
+    for path, value in data.items():
+        room = XENSTORE_PAYLOAD_MAX - len(path.encode()) - 2
+        encoded = value.encode()
+        if len(encoded) > room:
+            data[path] = encoded[:room].decode('utf-8', 'ignore')
     return data

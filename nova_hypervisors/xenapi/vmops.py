@@ -42,6 +42,7 @@ SWAP_DEVICE = 1
 FIRST_EPHEMERAL_DEVICE = 2
 CONFIG_DRIVE_DEVICE = 3
 SNAPSHOT_FORMAT = 'vhd'
+RESCUE_DISK = 'rescue'
 
 
 class _Undo:
@@ -207,7 +208,7 @@ class VMOps:
         self, context, instance, image_meta, sr_ref: str, rescue: bool
     ) -> str:
         session = self._session
-        kind = 'rescue' if rescue else 'root'
+        kind = RESCUE_DISK if rescue else 'root'
         other_config = disks.instance_disk_config(instance.uuid, kind)
         name = '%s %s' % (instance.name, kind)
         if imagecache.should_cache(self._settings.cache_images, image_meta):
@@ -344,12 +345,22 @@ class VMOps:
         vm_ref: str,
         record: dict,
         destroy_disks: bool,
+        kinds: tuple[str, ...] | None = None,
     ) -> None:
-        """Remove a VM with its VIFs, VBDs and (if asked) its own VDIs."""
+        """Remove a VM with its VIFs, VBDs and (if asked) its own VDIs.
+
+        ``kinds`` limits the VDIs destroyed to those ``nova_disk_type``s:
+        a rescue VM has the instance's own root disk attached, and xapi
+        destroys an attached VDI as soon as no VBD of it is plugged
+        (``xapi_vdi.ml``, ``destroy_and_data_destroy_common``), so only its
+        ``rescue`` disk may go.
+        """
         session = self._session
         if record['power_state'] != 'Halted':
             self._async('VM.hard_shutdown', vm_ref)
-        vdi_refs = disks.vdis_of_instance(session, instance_uuid, record)
+        vdi_refs = disks.vdis_of_instance(
+            session, instance_uuid, record, kinds
+        )
         vif_records = [
             (ref, session.get_rec('VIF', ref))
             for ref in record.get('VIFs', [])
@@ -370,7 +381,7 @@ class VMOps:
         """Remove the instance's VM (and a rescue VM); never volumes."""
         rescue = vm_utils.find_vm(self._session, instance, rescue=True)
         if rescue is not None:
-            self._destroy_vm(instance.uuid, rescue[0], rescue[1], True)
+            self._destroy_rescue_vm(instance, rescue)
         found = vm_utils.find_vm(self._session, instance)
         if found is None:
             LOG.info('VM already gone', instance=instance)
@@ -491,12 +502,20 @@ class VMOps:
     def unrescue(self, instance) -> None:
         rescue = vm_utils.find_vm(self._session, instance, rescue=True)
         if rescue is not None:
-            self._destroy_vm(
-                instance.uuid, rescue[0], rescue[1], destroy_disks=True
-            )
+            self._destroy_rescue_vm(instance, rescue)
         vm_ref, record = vm_utils.lookup(self._session, instance)
         if record['power_state'] == 'Halted':
             self._start(vm_ref)
+
+    def _destroy_rescue_vm(self, instance, rescue: tuple[str, dict]) -> None:
+        """The rescue VM and its rescue disk; never the instance's disks."""
+        self._destroy_vm(
+            instance.uuid,
+            rescue[0],
+            rescue[1],
+            destroy_disks=True,
+            kinds=(RESCUE_DISK,),
+        )
 
     def _root_vdi(self, record: dict) -> str:
         for vbd_ref in record.get('VBDs', []):

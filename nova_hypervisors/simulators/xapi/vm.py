@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 import contextlib
+import re
 
 from nova_hypervisors.simulators.xapi import bootstrap
 from nova_hypervisors.simulators.xapi import codec
@@ -248,6 +249,7 @@ def create_domain(ctx: CallContext, vm_ref: str, host_ref: str, state: str):
     assert_can_boot_here(ctx, vm_ref, host_ref)
     assert_vdis_free(store, vm_ref)
     vm = store.get('VM', vm_ref)
+    assert_xenstore_paths(vm)
     now = codec.now()
     store.update(
         'VM',
@@ -292,6 +294,27 @@ def create_domain(ctx: CallContext, vm_ref: str, host_ref: str, state: str):
         )
     _create_guest_metrics(store, vm_ref)
     host_ops.refresh_memory(store, host_ref)
+
+
+# Characters xenstored accepts in a path (Xen docs/misc/xenstore.txt);
+# anything else is refused with EINVAL.
+_XENSTORE_PATH = re.compile(r'[A-Za-z0-9\-/_@]+')
+
+
+def assert_xenstore_paths(vm: dict) -> None:
+    """xenopsd writes ``xenstore_data`` into the domain at build time.
+
+    xen-api: ocaml/xenopsd/xc/domain.ml (``make``/``build``) writes
+    ``xsdata`` in the domain-build transaction; xenstored answers EINVAL
+    for a path with any other character, and the start fails.
+    """
+    for key in vm['xenstore_data']:
+        if not _XENSTORE_PATH.fullmatch(key):
+            raise XapiFailure(
+                'INTERNAL_ERROR',
+                'xenopsd internal error: Xs_protocol.Error("EINVAL") '
+                'writing xenstore path %s' % key,
+            )
 
 
 def destroy_domain(ctx: CallContext, vm_ref: str) -> None:

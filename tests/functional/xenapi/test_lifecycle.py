@@ -186,6 +186,22 @@ class TestServerLifecycle(XenAPITestCase):
             self.xen.url.split('//')[1].split(':')[0], self.xen.address
         )
 
+    def test_metadata_keys_xenstore_refuses_are_sanitised_and_boot(self):
+        server = self._build_server(
+            image_uuid=IMAGE_ID, flavor_id=self.flavor_id, networks='none'
+        )
+        server['metadata'] = {'my.key': 'a', 'with space': 'b', 'a:b': 'c'}
+        created = self.api.post_server({'server': server})
+        server = self._wait_for_state_change(created, 'ACTIVE')
+        _, vm = self.vm_of(server)
+        self.assertEqual('Running', vm['power_state'])
+        user = {
+            key.rpartition('/')[2]: value
+            for key, value in vm['xenstore_data'].items()
+            if key.startswith('vm-data/user-metadata/')
+        }
+        self.assertEqual({'my_key': 'a', 'with_space': 'b', 'a_b': 'c'}, user)
+
     def test_power_actions_reach_the_vm(self):
         server = self.boot()
         ref, _ = self.vm_of(server)
@@ -210,9 +226,11 @@ class TestServerLifecycle(XenAPITestCase):
         self._resume_server(server)
         self.assertEqual('Running', power())
 
-    def test_rescue_and_unrescue(self):
+    def test_rescue_and_unrescue_keep_the_root_disk_bytes(self):
         server = self.boot()
-        ref, _ = self.vm_of(server)
+        ref, vm = self.vm_of(server)
+        root = self.root_vdi(vm)
+        before = self.disk_bytes(root, len(RAW))
         self._rescue_server(server)
         self.assertEqual('Halted', self.records('VM')[ref]['power_state'])
         rescue = [
@@ -222,7 +240,19 @@ class TestServerLifecycle(XenAPITestCase):
         ]
         self.assertEqual(['Running'], [r['power_state'] for r in rescue])
         self._unrescue_server(server)
-        self.assertEqual('Running', self.records('VM')[ref]['power_state'])
+        vm = self.records('VM')[ref]
+        self.assertEqual('Running', vm['power_state'])
+        # The instance boots from its own root disk, bytes unchanged.
+        self.assertEqual(root, self.root_vdi(vm))
+        self.assertEqual(before, self.disk_bytes(root, len(RAW)))
+        self.assertEqual(
+            ['root'],
+            [
+                r['other_config']['nova_disk_type']
+                for r in self.records('VDI').values()
+                if r['other_config'].get('nova_instance_uuid') == server['id']
+            ],
+        )
         self.assertEqual(
             1,
             len(

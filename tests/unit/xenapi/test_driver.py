@@ -244,9 +244,22 @@ class TestLifecycle(DriverTestCase):
             self.drv.get_info(self.inst, use_cache=False).state,
         )
         self.assertEqual([self.inst.uuid], self.drv.list_instance_uuids())
+        roots = set(self.mini.objects['VDI'])
         self.drv.unrescue(self.ctx, self.inst)
         self.assertEqual(1, len(self.mini.objects['VM']))
         self.assertEqual('Running', self.vm['power_state'])
+        # Only the rescue disk went; the instance's root disk stays.
+        self.assertEqual(1, len(self.mini.objects['VDI']))
+        self.assertLess(set(self.mini.objects['VDI']), roots)
+
+    def test_destroy_keeping_disks_of_a_rescued_instance_keeps_the_root(self):
+        (root,) = self.mini.objects['VDI']
+        self.drv.rescue(
+            self.ctx, self.inst, [], self.image(), 'pw', None, None
+        )
+        self.drv.destroy(self.ctx, self.inst, [], destroy_disks=False)
+        self.assertEqual([root], list(self.mini.objects['VDI']))
+        self.assertEqual({}, self.mini.objects['VM'])
 
     def test_snapshot_uploads_the_root_disk(self):
         uploaded = {}
