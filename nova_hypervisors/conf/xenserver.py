@@ -98,6 +98,15 @@ instance_opts = [
         min=1,
         help='Seconds a soft reboot may take before a hard reboot is done.',
     ),
+    cfg.PortOpt(
+        'console_port',
+        default=80,
+        help="Port of xapi's plain-HTTP console handler on every host of "
+        'the pool.  Nova\'s noVNC proxy sends a plaintext "CONNECT '
+        '/console?..." there, to the host the VM runs on, so this port '
+        '(80 on XenServer and XCP-ng) must stay open to the proxy: do '
+        'not set the hosts https_only when VNC consoles are wanted.',
+    ),
     cfg.StrOpt(
         'ovs_integration_bridge',
         default='br-int',

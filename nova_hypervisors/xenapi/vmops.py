@@ -593,7 +593,9 @@ class VMOps:
     # -- consoles and diagnostics (see guest_info) -----------------------
 
     def get_vnc_console(self, instance) -> ctype.ConsoleVNC:
-        return guest_info.vnc_console(self._session, instance)
+        return guest_info.vnc_console(
+            self._session, instance, self._settings.console_port
+        )
 
     def get_console_output(self, instance) -> bytes:
         return guest_info.console_output(self._session, instance)

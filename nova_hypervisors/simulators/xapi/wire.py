@@ -5,7 +5,9 @@
 * ``POST /jsonrpc``: JSON-RPC 1.0 and 2.0 (errors as
   ``{"code": 1, "message": CODE, "data": [args]}`` for 2.0);
 * ``PUT /import_raw_vdi`` and ``GET /export_raw_vdi`` with ``vdi``,
-  ``session_id``, ``format=raw|vhd`` and an optional ``task_id``.
+  ``session_id``, ``format=raw|vhd`` and an optional ``task_id``;
+* ``CONNECT /console`` (and ``GET``) with ``uuid`` or ``ref`` and
+  ``session_id``: a running VM's VNC console, on its resident host only.
 
 A request xapi cannot even parse gets HTTP 500, as from xapi.  Servers are
 the standard library's threading HTTP server with HTTP/1.1 keep-alive, so
@@ -31,6 +33,9 @@ from nova_hypervisors.simulators.xapi.errors import XapiFailure
 from nova_hypervisors.simulators.xapi.registry import CallContext
 
 LOG = logging.getLogger(__name__)
+
+#: What a guest's VNC server says first (RFB protocol 3.8).
+RFB_GREETING = b'RFB 003.008\n'
 
 
 class XapiServer(http.server.ThreadingHTTPServer):
@@ -262,8 +267,62 @@ class XapiRequestHandler(http.server.BaseHTTPRequestHandler):
         if length is not None and offset < length:
             raise XapiFailure('IMPORT_ERROR_PREMATURE_EOF')
 
+    # -- consoles ------------------------------------------------------
+
+    def do_CONNECT(self) -> None:  # noqa: N802
+        url = urllib.parse.urlsplit(self.path)
+        if url.path != '/console':
+            self._plain(404, 'no such endpoint: %s' % url.path)
+            return
+        self._console(dict(urllib.parse.parse_qsl(url.query)))
+
+    def _console(self, query: dict) -> None:
+        """A VM's VNC console, as xapi serves it on the VM's own host.
+
+        xen-api ocaml/xapi/console.ml (``handler``): the request runs in
+        ``Xapi_http.with_context``, so no valid ``session_id`` is 401;
+        ``check_vm_is_running_here`` answers 404 for a VM that does not
+        run on the answering host; otherwise 200 and the socket is
+        proxied to the VM's VNC server, which speaks first (RFB).
+        """
+        host = self.server.sim_host
+        store = host.pool.store
+        with store.lock:
+            if query.get('session_id', '') not in store.tables['session']:
+                self._plain(401, 'Unauthorised')
+                return
+            vm_ref = query.get('ref', '')
+            if not store.exists('VM', vm_ref):
+                vm_ref = store.find_uuid('VM', query.get('uuid', ''))
+            vm = store.get('VM', vm_ref) if vm_ref else None
+            here = (
+                vm is not None
+                and vm['power_state'] == 'Running'
+                and vm['resident_on'] == host.host_ref
+            )
+        if not here:
+            self._plain(404, 'VM not running on this host')
+            return
+        self.close_connection = True
+        self.wfile.write(
+            b'HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n'
+            b'Cache-Control: no-cache, no-store\r\n\r\n'
+        )
+        self.wfile.write(RFB_GREETING)
+        self.wfile.flush()
+        # The guest's VNC server would answer the client's version; the
+        # simulator has no framebuffer, so it waits for the client to go.
+        try:
+            while self.rfile.read1(4096):
+                pass
+        except OSError:
+            pass
+
     def do_GET(self) -> None:  # noqa: N802
         url = urllib.parse.urlsplit(self.path)
+        if url.path == '/console':
+            self._console(dict(urllib.parse.parse_qsl(url.query)))
+            return
         if url.path != '/export_raw_vdi':
             self._plain(404, 'no such endpoint: %s' % url.path)
             return
