@@ -1,19 +1,15 @@
-"""VDIs and VBDs: the SR for instance disks, disk creation, transfers.
+"""VDIs and VBDs: the SR for instance disks, disk creation and removal.
 
-Disk bytes move through xapi's own HTTP handlers on the pool master
-(``PUT /import_raw_vdi``, ``GET /export_raw_vdi``), streamed: nothing of an
-image is ever stored whole on the compute host.
+Disk bytes move in :mod:`transfers`.
 """
 
 from __future__ import annotations
 
 import struct
-import urllib.parse
 
 from oslo_log import log as logging
 
 from nova import exception
-from nova_hypervisors.common import images
 from nova_hypervisors.xenapi import session as xsession
 
 LOG = logging.getLogger(__name__)
@@ -129,140 +125,6 @@ def vhd_virtual_size(head: bytes, file_size: int) -> int:
     if head[:8] == VHD_COOKIE and len(head) >= 56:
         return struct.unpack('>Q', head[48:56])[0]
     return max(file_size - 512, 0)
-
-
-class _PutSink:
-    """``PUT /import_raw_vdi`` with a known length, fed chunk by chunk."""
-
-    def __init__(
-        self,
-        session: xsession.XenAPISession,
-        vdi_ref: str,
-        disk_format: str,
-        length: int,
-    ) -> None:
-        self._expected = length
-        self._sent = 0
-        query = urllib.parse.urlencode(
-            {
-                'vdi': vdi_ref,
-                'format': disk_format,
-                'session_id': session.handle,
-            }
-        )
-        self._conn = session.http_connection(session.operation_timeout)
-        self._conn.putrequest(
-            'PUT', '/import_raw_vdi?' + query, skip_accept_encoding=True
-        )
-        self._conn.putheader('Content-Length', str(length))
-        self._conn.putheader('Content-Type', 'application/octet-stream')
-        self._conn.endheaders()
-
-    def write(self, chunk: bytes) -> None:
-        self._sent += len(chunk)
-        if self._sent > self._expected:
-            raise exception.ImageUnacceptable(
-                image_id='', reason='image is larger than Glance says'
-            )
-        self._conn.send(chunk)
-
-    def close(self) -> None:
-        try:
-            if self._sent != self._expected:
-                raise exception.ImageUnacceptable(
-                    image_id='',
-                    reason='image has %d bytes, Glance says %d'
-                    % (self._sent, self._expected),
-                )
-            response = self._conn.getresponse()
-            body = response.read()
-            if response.status != 200:
-                raise exception.StorageError(
-                    reason='import_raw_vdi answered HTTP %d %s'
-                    % (response.status, body[:200].decode('ascii', 'replace'))
-                )
-        finally:
-            self._conn.close()
-
-    def abort(self) -> None:
-        self._conn.close()
-
-
-def import_image(
-    session: xsession.XenAPISession,
-    context,
-    image_meta,
-    sr_ref: str,
-    name: str,
-    other_config: dict,
-) -> str:
-    """Stream a Glance image into a new VDI; return the VDI.
-
-    The VDI is created once the image head is known (a VHD tells its
-    virtual size there), and destroyed again if the transfer fails.
-    """
-    disk_format = images.require_disk_format(image_meta, DISK_FORMATS)
-    length = int(image_meta.size)
-    created: list[str] = []
-
-    def open_sink(head: bytes) -> _PutSink:
-        if disk_format == 'vhd':
-            size = vhd_virtual_size(head, length)
-        else:
-            size = length
-        size = max(size, MIB)
-        vdi_ref = create_vdi(session, sr_ref, name, size, other_config)
-        created.append(vdi_ref)
-        return _PutSink(session, vdi_ref, disk_format, length)
-
-    writer = images.StreamingWriter(open_sink)
-    try:
-        images.stream_image(context, image_meta.id, writer)
-    except BaseException:
-        for vdi_ref in created:
-            destroy_vdi(session, vdi_ref)
-        raise
-    LOG.debug(
-        'Imported image %s (%d bytes, %s)', image_meta.id, length, disk_format
-    )
-    return created[0]
-
-
-def export_vdi(
-    session: xsession.XenAPISession, vdi_ref: str, disk_format: str = 'vhd'
-):
-    """An open HTTP response streaming the VDI's bytes (has ``read``)."""
-    query = urllib.parse.urlencode(
-        {
-            'vdi': vdi_ref,
-            'format': disk_format,
-            'session_id': session.handle,
-        }
-    )
-    conn = session.http_connection(session.operation_timeout)
-    conn.request('GET', '/export_raw_vdi?' + query)
-    response = conn.getresponse()
-    if response.status != 200:
-        body = response.read()[:200].decode('ascii', 'replace')
-        conn.close()
-        raise exception.StorageError(
-            reason='export_raw_vdi answered HTTP %d %s'
-            % (response.status, body)
-        )
-    return response
-
-
-def upload_bytes(
-    session: xsession.XenAPISession, vdi_ref: str, data: bytes
-) -> None:
-    """Write small contents (a config drive) into a VDI."""
-    sink = _PutSink(session, vdi_ref, 'raw', len(data))
-    try:
-        sink.write(data)
-        sink.close()
-    except BaseException:
-        sink.abort()
-        raise
 
 
 def vdis_of_instance(

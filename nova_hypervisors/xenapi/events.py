@@ -254,8 +254,19 @@ def run_async(
     A task that outlives ``timeout`` is cancelled, and its failure surfaces
     as the matching Nova exception with the XenAPI code and arguments.
     """
-    timeout = timeout or session.operation_timeout
     task = session.call_xenapi('Async.' + method, *args)
+    return await_task(session, watcher, task, method, timeout)
+
+
+def await_task(
+    session: xsession.XenAPISession,
+    watcher: EventWatcher,
+    task: str,
+    method: str,
+    timeout: float | None = None,
+):
+    """Await a task we own, return its result, destroy it in any case."""
+    timeout = timeout or session.operation_timeout
     started = time.monotonic()
     try:
         try:

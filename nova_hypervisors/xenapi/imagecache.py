@@ -13,6 +13,7 @@ from oslo_log import log as logging
 
 from nova_hypervisors.xenapi import disks
 from nova_hypervisors.xenapi import session as xsession
+from nova_hypervisors.xenapi import transfers
 from nova_hypervisors.xenapi import vm_utils
 
 LOG = logging.getLogger(__name__)
@@ -51,7 +52,11 @@ def find_cached(
 
 
 def base_vdi(
-    session: xsession.XenAPISession, context, image_meta, sr_ref: str
+    session: xsession.XenAPISession,
+    importer: transfers.Transfers,
+    context,
+    image_meta,
+    sr_ref: str,
 ) -> str:
     """The cached base VDI of an image on an SR, imported if missing."""
     image_id = image_meta.id
@@ -60,8 +65,7 @@ def base_vdi(
         if cached:
             LOG.debug('Image %s is cached on SR %s', image_id, sr_ref)
             return cached
-        return disks.import_image(
-            session,
+        return importer.import_image(
             context,
             image_meta,
             sr_ref,

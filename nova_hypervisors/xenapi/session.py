@@ -475,10 +475,13 @@ class XenAPISession:
     # -- HTTP handlers (disks) ------------------------------------------
 
     def http_connection(
-        self, timeout: float | None = None
+        self, timeout: float | None = None, address: str | None = None
     ) -> http.client.HTTPConnection:
-        """A plain HTTP(S) connection to the master, for VDI transfers."""
-        address = self.master_address or self.host_address
+        """A plain HTTP(S) connection for VDI transfers.
+
+        To ``address`` (a pool member holding the SR), or to the master.
+        """
+        address = address or self.master_address or self.host_address
         if self.scheme == 'https':
             return http.client.HTTPSConnection(
                 address,

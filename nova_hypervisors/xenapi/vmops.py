@@ -30,6 +30,7 @@ from nova_hypervisors.xenapi import guest_info
 from nova_hypervisors.xenapi import imagecache
 from nova_hypervisors.xenapi import instances as xinstances
 from nova_hypervisors.xenapi import session as xsession
+from nova_hypervisors.xenapi import transfers
 from nova_hypervisors.xenapi import vifs
 from nova_hypervisors.xenapi import vm_utils
 
@@ -79,6 +80,7 @@ class VMOps:
         self._watcher = watcher
         self._table = table
         self._settings = settings
+        self._transfers = transfers.Transfers(session, watcher)
 
     # -- helpers ---------------------------------------------------------
 
@@ -212,7 +214,9 @@ class VMOps:
         other_config = disks.instance_disk_config(instance.uuid, kind)
         name = '%s %s' % (instance.name, kind)
         if imagecache.should_cache(self._settings.cache_images, image_meta):
-            base = imagecache.base_vdi(session, context, image_meta, sr_ref)
+            base = imagecache.base_vdi(
+                session, self._transfers, context, image_meta, sr_ref
+            )
             vdi_ref = self._call('VDI.clone', base, {})
             try:
                 self._call('VDI.set_other_config', vdi_ref, other_config)
@@ -221,8 +225,8 @@ class VMOps:
                 disks.destroy_vdi(session, vdi_ref)
                 raise
         else:
-            vdi_ref = disks.import_image(
-                session, context, image_meta, sr_ref, name, other_config
+            vdi_ref = self._transfers.import_image(
+                context, image_meta, sr_ref, name, other_config
             )
         root_size = int(instance.flavor.root_gb) * GIB
         if root_size and not rescue:
@@ -306,7 +310,7 @@ class VMOps:
             disks.instance_disk_config(instance.uuid, 'configdrive'),
         )
         undo.add('config drive', lambda: disks.destroy_vdi(session, vdi))
-        disks.upload_bytes(session, vdi, data)
+        self._transfers.upload_bytes(vdi, data)
         vbd = disks.create_vbd(
             session, vm_ref, vdi, CONFIG_DRIVE_DEVICE, cd=True
         )
@@ -539,8 +543,7 @@ class VMOps:
                 task_state=task_states.IMAGE_UPLOADING,
                 expected_state=task_states.IMAGE_PENDING_UPLOAD,
             )
-            response = disks.export_vdi(self._session, snap, SNAPSHOT_FORMAT)
-            try:
+            with self._transfers.export_vdi(snap, SNAPSHOT_FORMAT) as data:
                 images.upload_image(
                     context,
                     image_id,
@@ -548,10 +551,8 @@ class VMOps:
                         'disk_format': SNAPSHOT_FORMAT,
                         'container_format': 'bare',
                     },
-                    response,
+                    data,
                 )
-            finally:
-                response.close()
         finally:
             disks.destroy_vdi(self._session, snap)
 

@@ -34,6 +34,13 @@ from nova_hypervisors.simulators.xapi.registry import CallContext
 
 LOG = logging.getLogger(__name__)
 
+#: xapi's answer to a transfer or console it accepted, sent before any
+#: data moves
+#: (``Http.http_200_ok``: no length, the connection closes at the end).
+_STARTED = (
+    b'HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n'
+    b'Cache-Control: no-cache, no-store\r\n\r\n'
+)
 #: What a guest's VNC server says first (RFB protocol 3.8).
 RFB_GREETING = b'RFB 003.008\n'
 
@@ -218,17 +225,30 @@ class XapiRequestHandler(http.server.BaseHTTPRequestHandler):
     # -- disks ---------------------------------------------------------
 
     def do_PUT(self) -> None:  # noqa: N802
+        """``import_raw_vdi`` as xapi runs it.
+
+        xen-api ocaml/xapi/import_raw_vdi.ml: the session, VDI and SR are
+        checked first (``check_sr_availability`` redirects to a host with
+        the SR, without reading the body); then ``localhost_handler``
+        answers ``200`` *before* receiving the data, so whatever goes
+        wrong after that is recorded only on the task, and the connection
+        is closed.
+        """
         url = urllib.parse.urlsplit(self.path)
         if url.path != '/import_raw_vdi':
             self._read_body()
             self._plain(404, 'no such endpoint: %s' % url.path)
             return
         query = dict(urllib.parse.parse_qsl(url.query))
-        transfer = self._transfer(query, 'import')
+        # Whatever happens, the body is never read past a failure: xapi
+        # closes the connection.
+        self.close_connection = True
+        transfer = self._transfer(query, 'import', url)
         if transfer is None:
-            self.close_connection = True  # the upload was not read
             return
         ctx, vdi, path, size, fmt = transfer
+        self.wfile.write(_STARTED)
+        self.wfile.flush()
         length = self.headers.get('Content-Length')
         length = int(length) if length is not None else None
         try:
@@ -241,16 +261,21 @@ class XapiRequestHandler(http.server.BaseHTTPRequestHandler):
                     self._import_raw(disk.fileno(), length, size, vdi)
         except vhd.PrematureEof:
             self._finish_transfer(
-                ctx, XapiFailure('IMPORT_ERROR_PREMATURE_EOF'), 400
+                ctx, XapiFailure('IMPORT_ERROR_PREMATURE_EOF'), None
             )
             return
         except vhd.VhdError as exc:
-            self._finish_transfer(ctx, XapiFailure('IMPORT_ERROR', exc), 400)
+            self._finish_transfer(ctx, XapiFailure('IMPORT_ERROR', exc), None)
             return
         except XapiFailure as failure:
-            self._finish_transfer(ctx, failure, 400)
+            self._finish_transfer(ctx, failure, None)
             return
-        self._finish_transfer(ctx, None, 200)
+        except OSError:
+            self._finish_transfer(
+                ctx, XapiFailure('IMPORT_ERROR_PREMATURE_EOF'), None
+            )
+            return
+        self._finish_transfer(ctx, None, None)
 
     def _import_raw(self, fd: int, length, size: int, vdi: str) -> None:
         read = self._body_reader(length)
@@ -304,11 +329,7 @@ class XapiRequestHandler(http.server.BaseHTTPRequestHandler):
             self._plain(404, 'VM not running on this host')
             return
         self.close_connection = True
-        self.wfile.write(
-            b'HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n'
-            b'Cache-Control: no-cache, no-store\r\n\r\n'
-        )
-        self.wfile.write(RFB_GREETING)
+        self.wfile.write(_STARTED + RFB_GREETING)
         self.wfile.flush()
         # The guest's VNC server would answer the client's version; the
         # simulator has no framebuffer, so it waits for the client to go.
@@ -327,7 +348,7 @@ class XapiRequestHandler(http.server.BaseHTTPRequestHandler):
             self._plain(404, 'no such endpoint: %s' % url.path)
             return
         query = dict(urllib.parse.parse_qsl(url.query))
-        transfer = self._transfer(query, 'export')
+        transfer = self._transfer(query, 'export', url)
         if transfer is None:
             return
         ctx, _vdi, path, size, fmt = transfer
@@ -349,8 +370,13 @@ class XapiRequestHandler(http.server.BaseHTTPRequestHandler):
             return
         self._finish_transfer(ctx, None, None)
 
-    def _transfer(self, query: dict, direction: str):
-        """Validate a transfer: ``(ctx, vdi, path, size, format)`` or None."""
+    def _transfer(self, query: dict, direction: str, url):
+        """Validate a transfer: ``(ctx, vdi, path, size, format)`` or None.
+
+        None when it was answered already: refused, or redirected to a
+        host that has the VDI's SR plugged (xen-api
+        ocaml/xapi/importexport.ml, ``return_302_redirect``).
+        """
         host = self.server.sim_host
         pool = host.pool
         store = pool.store
@@ -390,6 +416,8 @@ class XapiRequestHandler(http.server.BaseHTTPRequestHandler):
                 )
                 return None
             record = store.get('VDI', vdi)
+            if not self._sr_here(store, record['SR'], ctx, url):
+                return None
             sr_uuid = store.get('SR', record['SR'])['uuid']
             path = ctx.disks.path(sr_uuid, record['uuid'])
             if not path.exists():
@@ -397,6 +425,31 @@ class XapiRequestHandler(http.server.BaseHTTPRequestHandler):
                     sr_uuid, record['uuid'], record['virtual_size']
                 )
             return ctx, vdi, path, record['virtual_size'], fmt
+
+    def _sr_here(self, store, sr: str, ctx, url) -> bool:
+        """Whether this host serves the SR's data; if not, redirect."""
+        host = self.server.sim_host
+        plugged = [
+            store.get('PBD', pbd)['host']
+            for pbd in store.get('SR', sr)['PBDs']
+            if store.get('PBD', pbd)['currently_attached']
+        ]
+        if host.host_ref in plugged:
+            return True
+        if not plugged:
+            self._finish_transfer(
+                ctx, XapiFailure('SR_HAS_NO_PBDS', sr), 500
+            )
+            return False
+        address = store.get('host', plugged[0])['address']
+        target = host.topology.host_by_address(address)
+        base = target.url if target is not None else 'https://' + address
+        location = '%s%s?%s' % (base, url.path, url.query)
+        self.send_response(302)
+        self.send_header('Location', location)
+        self.send_header('Content-Length', '0')
+        self.end_headers()
+        return False
 
     def _finish_transfer(self, ctx, failure, status) -> None:
         if ctx.task is not None:

@@ -7,12 +7,19 @@ real XenServer 8 / XCP-ng 8.3 host on the same point.
 
 from __future__ import annotations
 
+import re
 import socket
+import time
+import urllib.parse
 
 import pytest
 
+from tests.functional.xapi_sim.helpers import MIB
+from tests.functional.xapi_sim.helpers import create_vdi
 from tests.functional.xapi_sim.helpers import create_vm
+from tests.functional.xapi_sim.helpers import default_sr
 from tests.functional.xapi_sim.helpers import failure_of
+from tests.functional.xapi_sim.helpers import local_sr
 from tests.functional.xapi_sim.helpers import login
 
 
@@ -90,3 +97,73 @@ def test_console_of_a_halted_vm_is_missing(pooled):
     session.xenapi.VM.hard_shutdown(vm)
     path = '/console?uuid=%s&session_id=%s' % (uuid, session._session)
     assert _console(pooled.master, path).startswith(b'HTTP/1.1 404')
+
+
+def _put_head(host, query: dict, length: int) -> tuple[socket.socket, bytes]:
+    """Send only the request head of an import; return what came back."""
+    sock = socket.create_connection((host.address, host.port), 5)
+    sock.settimeout(5)
+    sock.sendall(
+        b'PUT /import_raw_vdi?%s HTTP/1.1\r\nHost: x\r\n'
+        b'Content-Length: %d\r\n\r\n'
+        % (urllib.parse.urlencode(query).encode(), length)
+    )
+    head = b''
+    while b'\r\n\r\n' not in head:
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        head += chunk
+    return sock, head
+
+
+def test_import_answers_200_before_reading_and_fails_on_the_task(sim, session):
+    """ocaml/xapi/import_raw_vdi.ml (localhost_handler): the 200 goes out
+    before Vhd_tool_wrapper.receive; a short body fails the task only."""
+    xapi = session.xenapi
+    vdi = create_vdi(xapi, default_sr(xapi), MIB)
+    task = xapi.task.create('import', '')
+    query = {
+        'vdi': vdi,
+        'session_id': session._session,
+        'format': 'raw',
+        'task_id': task,
+    }
+    sock, head = _put_head(sim.hosts[0], query, MIB)
+    assert head.startswith(b'HTTP/1.1 200')
+    sock.sendall(b'x' * 1000)
+    sock.close()  # a truncated upload
+    _wait_until_done(xapi, task)
+    assert xapi.task.get_status(task) == 'failure'
+    assert xapi.task.get_error_info(task)[0] == 'IMPORT_ERROR_PREMATURE_EOF'
+
+
+def test_transfers_of_another_hosts_local_sr_are_redirected(pooled):
+    """ocaml/xapi/importexport.ml (check_sr_availability,
+    return_302_redirect): a host without a plugged PBD for the SR answers
+    302 to one that has it, without reading an import's body."""
+    session = login(pooled.master)
+    xapi = session.xenapi
+    member = pooled.hosts[1]
+    vdi = create_vdi(xapi, local_sr(xapi, member.host_ref), MIB)
+    query = {'vdi': vdi, 'session_id': session._session, 'format': 'raw'}
+    sock, head = _put_head(pooled.master, query, MIB)
+    sock.close()
+    assert head.startswith(b'HTTP/1.1 302')
+    location = re.search(rb'Location: (\S+)', head).group(1).decode()
+    target = urllib.parse.urlsplit(location)
+    assert target.hostname == member.address
+    assert target.path == '/import_raw_vdi'
+    assert dict(urllib.parse.parse_qsl(target.query)) == query
+    # The member itself takes it.
+    sock, head = _put_head(member, query, 4)
+    sock.sendall(b'data')
+    sock.close()
+    assert head.startswith(b'HTTP/1.1 200')
+
+
+def _wait_until_done(xapi, task, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while xapi.task.get_status(task) == 'pending':
+        assert time.monotonic() < deadline, 'task still pending'
+        time.sleep(0.02)

@@ -9,6 +9,7 @@ what Nova says must be what the hypervisor holds.
 
 import hashlib
 import io
+import struct
 import time
 import types
 from unittest import mock
@@ -390,6 +391,39 @@ class TestFailures(XenAPITestCase):
         self.assertIn('qcow2', server['fault']['message'])
         self.assertEqual(vdis, set(self.records('VDI')))
         self.assert_nothing_left(server['id'])
+
+    def test_a_corrupt_vhd_fails_on_the_import_task_and_leaves_nothing(self):
+        # xapi answers 200 before reading an import; only the task tells
+        # that the VHD was refused.
+        head = bytearray(512)
+        head[:8] = b'conectix'
+        struct.pack_into('>Q', head, 48, 1 << 20)
+        data = bytes(head) + b'\xff' * 3584
+        image_id = '5e1f0000-0000-4000-8000-0000000000c3'
+        self.glance.create(
+            None,
+            {
+                'id': image_id,
+                'name': 'corrupt',
+                'status': 'active',
+                'disk_format': 'vhd',
+                'container_format': 'bare',
+                'size': len(data),
+                'properties': {},
+            },
+            data=io.BytesIO(data),
+        )
+        server = self.boot(image_id=image_id, expect='ERROR')
+        self.assertIn('IMPORT_ERROR', server['fault']['message'])
+        self.assert_nothing_left(server['id'])
+        self.assertEqual(
+            [],
+            [
+                r
+                for r in self.records('VDI').values()
+                if r['other_config'].get('nova_image_cache') == image_id
+            ],
+        )
 
     def test_a_vm_the_host_cannot_fit_ends_in_error_and_leaves_nothing(self):
         # Placement believes in overcommit, the host does not.

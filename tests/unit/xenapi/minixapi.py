@@ -55,6 +55,13 @@ class MiniXapi:
             virtual_allocation=str(10 << 30),
             other_config={},
         )
+        self.add(
+            'PBD',
+            'OpaqueRef:pbd',
+            SR=SR,
+            host=HOST,
+            currently_attached=True,
+        )
         for cls in ('VM', 'VDI', 'VBD', 'VIF', 'network', 'task'):
             self.objects.setdefault(cls, {})
         self._install()
@@ -120,6 +127,13 @@ class MiniXapi:
             ],
             'VDI.set_other_config': self.setter('VDI', 'other_config'),
             'VDI.set_name_label': self.setter('VDI', 'name_label'),
+            'VDI.get_SR': lambda s, ref: self.get('VDI', ref)['SR'],
+            'host.get_address': lambda s, ref: self.get('host', ref)[
+                'address'
+            ],
+            'task.create': lambda s, label, description: self.add(
+                'task', status='pending', result='', error_info=[]
+            ),
             'task.cancel': lambda s, ref: '',
         }.items():
             self.wire.on(name, self.faulty(name, handler))
@@ -278,9 +292,15 @@ class _FakeHTTP:
         self.mini = mini
         self.buffer = io.BytesIO()
         self.vdi = None
+        self.task = None
 
     def putrequest(self, method, url, **kwargs):
-        self.vdi = re.search(r'vdi=([^&]+)', url).group(1).replace('%3A', ':')
+        def param(name):
+            found = re.search(name + r'=([^&]+)', url)
+            return found and found.group(1).replace('%3A', ':')
+
+        self.vdi = param('vdi')
+        self.task = param('task_id')
 
     def putheader(self, *args):
         pass
@@ -300,6 +320,8 @@ class _FakeHTTP:
             body = b''
         else:
             body = self.mini.disk_bytes[self.vdi]
+        if self.task:
+            self.mini.get('task', self.task)['status'] = 'success'
         response = io.BytesIO(body)
         response.status = 200
         return response
@@ -324,7 +346,9 @@ class MiniXapiFixture(fixtures.Fixture):
         self.useFixture(
             fixtures.MonkeyPatch(
                 'nova_hypervisors.xenapi.session.XenAPISession.http_connection',
-                lambda session, timeout=None: _FakeHTTP(self.mini),
+                lambda session, timeout=None, address=None: _FakeHTTP(
+                    self.mini
+                ),
             )
         )
         self.session = xsession.XenAPISession('http://127.0.0.1', 'root', 'pw')
