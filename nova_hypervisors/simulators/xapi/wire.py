@@ -437,9 +437,7 @@ class XapiRequestHandler(http.server.BaseHTTPRequestHandler):
         if host.host_ref in plugged:
             return True
         if not plugged:
-            self._finish_transfer(
-                ctx, XapiFailure('SR_HAS_NO_PBDS', sr), 500
-            )
+            self._finish_transfer(ctx, XapiFailure('SR_HAS_NO_PBDS', sr), 500)
             return False
         address = store.get('host', plugged[0])['address']
         target = host.topology.host_by_address(address)
