@@ -72,6 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--password',
         help='one root password for every host (default: one per host)',
     )
+    parser.add_argument(
+        '--local-storage-only',
+        action='store_true',
+        help='no shared SR: every host has only its local SR, and the '
+        "pool's default SR is the master's local storage, as on a "
+        'freshly made pool',
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         host_memory_mib=args.host_memory_mib,
         password=args.password,
+        shared_sr=not args.local_storage_only,
     )
     try:
         sim.start()

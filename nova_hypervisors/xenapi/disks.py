@@ -11,6 +11,7 @@ from oslo_log import log as logging
 
 from nova import exception
 from nova_hypervisors.xenapi import session as xsession
+from nova_hypervisors.xenapi import vm_utils
 
 LOG = logging.getLogger(__name__)
 
@@ -18,31 +19,75 @@ GIB = 1024**3
 MIB = 1024**2
 NOVA_INSTANCE = 'nova_instance_uuid'
 NOVA_DISK = 'nova_disk_type'
+NULL_REF = 'OpaqueRef:NULL'
 DISK_FORMATS = ('raw', 'vhd')
 
 VHD_COOKIE = b'conectix'
 
 
+LOCAL_STORAGE_FILTER = 'other-config:i18n-key=local-storage'
+
+
 def find_sr(session: xsession.XenAPISession, matching_filter: str) -> str:
-    """The SR for instance disks, chosen by ``sr_matching_filter``."""
+    """The SR for instance disks, chosen by ``sr_matching_filter``.
+
+    Only an SR plugged on *this* compute's host qualifies: a VM can start
+    only where every SR it needs has an attached PBD (xapi refuses with
+    ``VM_REQUIRES_SR``), and disk transfers are served by such a host.
+    The old in-tree driver kept the same rule (nova 21.2.3
+    ``vm_utils._find_sr``: an SR with a PBD of ``session.host_ref``).
+    ``other-config:i18n-key=local-storage`` matches every host's local
+    SR, so it picks this host's own.
+    """
     kind, _, wanted = matching_filter.partition(':')
     if kind == 'default-sr' and wanted == 'true':
         pool = session.call_xenapi('pool.get_record', session.pool_ref)
-        sr_ref = pool.get('default_SR')
-        if sr_ref and sr_ref != 'OpaqueRef:NULL':
-            return sr_ref
-        raise exception.StorageError(
-            reason='the XenServer pool has no default SR: set one, or fix '
-            '[xenserver] sr_matching_filter'
-        )
-    if kind == 'other-config' and '=' in wanted:
+        default = pool.get('default_SR')
+        candidates = [default] if default and default != NULL_REF else []
+        what = "the pool's default SR"
+    elif kind == 'other-config' and '=' in wanted:
         key, _, value = wanted.partition('=')
-        for ref, rec in session.call_xenapi('SR.get_all_records').items():
-            if (rec.get('other_config') or {}).get(key) == value:
-                return ref
+        candidates = [
+            ref
+            for ref, rec in session.call_xenapi('SR.get_all_records').items()
+            if (rec.get('other_config') or {}).get(key) == value
+        ]
+        what = 'an SR with other_config %s' % wanted
+    else:
+        raise exception.StorageError(
+            reason='[xenserver] sr_matching_filter %r is neither '
+            '"default-sr:true" nor "other-config:<key>=<value>"'
+            % matching_filter
+        )
+    plugged = {
+        pbd['SR']
+        for pbd in session.get_all_records_where(
+            'PBD',
+            'field "host"=%s and field "currently_attached"="true"'
+            % vm_utils.quote(session.host_ref),
+        ).values()
+    }
+    for sr_ref in candidates:
+        if sr_ref in plugged:
+            return sr_ref
+    hint = ''
+    if candidates and matching_filter != LOCAL_STORAGE_FILTER:
+        hint = (
+            '; a pool whose hosts have only local storage needs '
+            'sr_matching_filter = %s' % LOCAL_STORAGE_FILTER
+        )
     raise exception.StorageError(
-        reason='no SR matches [xenserver] sr_matching_filter %r'
-        % matching_filter
+        reason='[xenserver] sr_matching_filter %r: %s on XenServer host %s'
+        % (
+            matching_filter,
+            (
+                '%s is not plugged' % what
+                if candidates
+                else 'no SR matches (%s)' % what
+            ),
+            session.host_name or session.host_address,
+        )
+        + hint
     )
 
 

@@ -72,6 +72,13 @@ class XenAPIDriver(driver.ComputeDriver):
             insecure=settings.insecure,
         )
         session.connect()
+        try:
+            disks.find_sr(session, settings.sr_matching_filter)
+        except exception.StorageError as exc:
+            session.close()
+            raise exception.InvalidConfiguration(
+                message=exc.kwargs.get('reason') or str(exc)
+            ) from None
         dispatcher = lifecycle.EventDispatcher(self.emit_event)
         dispatcher.start()
         self._dispatcher = dispatcher

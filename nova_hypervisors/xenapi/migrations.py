@@ -356,7 +356,7 @@ class MigrationOps:
         vm_ref, record = vm_utils.lookup(self._session, instance)
         try:
             self._check_resize(instance, flavor, record)
-            self._check_destination(context, instance)
+            self._check_destination(context, instance, record)
         except exception.NovaException as exc:
             raise exception.InstanceFaultRollback(inner_exception=exc) from exc
         if record['power_state'] == 'Running' and timeout:
@@ -391,13 +391,31 @@ class MigrationOps:
                     % (kind, -(-have // GIB), size // GIB)
                 )
 
-    def _check_destination(self, context, instance) -> None:
-        """The destination must be a member of our pool (shared SR)."""
+    def _check_destination(self, context, instance, record: dict) -> None:
+        """The destination must be a member of our pool that sees the disks.
+
+        The VM is only re-started on the destination, so every disk must
+        be on a shared SR: xapi refuses to start a VM on a host without a
+        plugged PBD for each of its SRs (``VM_REQUIRES_SR``), and the
+        source would have halted it by then.  Local disks are refused
+        here, before anything is touched; live (block) migration moves
+        them.
+        """
         mig_ctxt = instance.migration_context
         if mig_ctxt is None or 'migration_id' not in mig_ctxt:
             return
         migration = objects.Migration.get_by_id(context, mig_ctxt.migration_id)
-        self._xen_host_of(context, migration.dest_compute, migration.dest_node)
+        dest_host = self._xen_host_of(
+            context, migration.dest_compute, migration.dest_node
+        )
+        if dest_host != self._session.host_ref and not self._disks_shared(
+            record
+        ):
+            raise exception.MigrationPreCheckError(
+                reason='the instance has disks on a local SR of %s; cold '
+                'migration and resize to another host need a shared SR '
+                '(live migration moves local disks)' % self._session.host_name
+            )
 
     def finish_migration(
         self, instance, disk_info: str, network_info, power_on: bool

@@ -82,6 +82,8 @@ class SimulatedPool:
     """Simulated XenServer hosts answering the real XenAPI client.
 
     ``SimulatedPool(hosts=3, state_dir=path, pooled=False, port=0)``;
+    ``shared_sr=False`` gives every host only its local SR (a fresh pool:
+    the master's local storage is the default SR);
     ``start()`` binds every host, ``stop()`` (idempotent) unbinds them.
     ``hosts`` are handles with ``name``, ``address``, ``url``, ``username``,
     ``password``, ``uuid`` and ``host_ref``; ``master`` is the current
@@ -101,6 +103,7 @@ class SimulatedPool:
         local_sr_gib: int = 200,
         shared_sr_gib: int = 1024,
         password: str | None = None,
+        shared_sr: bool = True,
     ) -> None:
         if not 1 <= hosts <= MAX_HOSTS:
             raise ValueError('hosts must be between 1 and %d' % MAX_HOSTS)
@@ -137,7 +140,7 @@ class SimulatedPool:
             self._keep_identity()
         for index, sim_host in enumerate(self.topology.hosts):
             state = bootstrap.new_pool(
-                self.topology, sim_host, shared=index == 0
+                self.topology, sim_host, shared=shared_sr and index == 0
             )
             with state.store.lock:
                 host_ops.refresh_memory(state.store, sim_host.host_ref)

@@ -14,6 +14,7 @@ import urllib.parse
 
 import pytest
 
+from nova_hypervisors.simulators.xapi import SimulatedPool
 from tests.functional.xapi_sim.helpers import MIB
 from tests.functional.xapi_sim.helpers import create_vdi
 from tests.functional.xapi_sim.helpers import create_vm
@@ -167,3 +168,27 @@ def _wait_until_done(xapi, task, timeout=5.0):
     while xapi.task.get_status(task) == 'pending':
         assert time.monotonic() < deadline, 'task still pending'
         time.sleep(0.02)
+
+
+def test_a_local_storage_pool_has_no_shared_sr(tmp_path):
+    """A freshly made pool: each host was installed with a local SR as its
+    default SR; ocaml/xapi/xapi_pool.ml (join) replaces the joiner's
+    database with the master's, so the pool's default SR stays the
+    master's local storage, and each local SR is plugged on its host
+    only."""
+    with SimulatedPool(
+        hosts=3, state_dir=str(tmp_path), pooled=True, shared_sr=False
+    ) as sim:
+        xapi = login(sim.master).xenapi
+        srs = xapi.SR.get_all_records()
+        assert not [r for r in srs.values() if r['shared']]
+        default = default_sr(xapi)
+        assert default == local_sr(xapi, sim.master.host_ref)
+        for host in sim.hosts:
+            sr = local_sr(xapi, host.host_ref)
+            plugged = [
+                xapi.PBD.get_host(pbd)
+                for pbd in srs[sr]['PBDs']
+                if xapi.PBD.get_currently_attached(pbd)
+            ]
+            assert plugged == [host.host_ref]

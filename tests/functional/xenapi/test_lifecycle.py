@@ -32,6 +32,8 @@ class XenAPITestCase(base.NovaAPITestCase):
 
     compute_driver = base.XENAPI_DRIVER
     host_memory_mib = 8192
+    #: False: the host has only its local SR (its default SR).
+    shared_sr = True
 
     def setUp(self):
         super().setUp()
@@ -42,6 +44,7 @@ class XenAPITestCase(base.NovaAPITestCase):
             pooled=False,
             port=0,
             host_memory_mib=self.host_memory_mib,
+            shared_sr=self.shared_sr,
         )
         self.sim.start()
         self.addCleanup(self.sim.stop)
@@ -360,6 +363,19 @@ class TestServerLifecycle(XenAPITestCase):
         ).body
         memory = inventories['inventories']['MEMORY_MB']
         self.assertEqual(self.host_memory_mib, memory['total'])
+
+
+class TestServerLifecycleOnLocalStorage(TestServerLifecycle):
+    """The same, on a host whose only SR is its local storage."""
+
+    shared_sr = False
+
+    def test_the_instance_disks_are_on_the_local_sr(self):
+        server = self.boot()
+        _, vm = self.vm_of(server)
+        sr = self.records('SR')[self.records('VDI')[self.root_vdi(vm)]['SR']]
+        self.assertEqual('ext', sr['type'])
+        self.assertFalse(sr['shared'])
 
 
 class TestFailures(XenAPITestCase):
