@@ -30,6 +30,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from unittest import mock  # noqa: E402
 import uuid  # noqa: E402
+import xmlrpc.client  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -92,7 +93,10 @@ def _download(context, image_id, data=None, **kwargs):
 
 def _populate(sim, instances, host_ref: str) -> None:
     """Halted Nova VMs for ``instances``, made directly over XenAPI."""
-    session = XenAPI.Session(sim.master.url)
+    session = XenAPI.Session(
+        sim.master.url,
+        transport=xmlrpc.client.SafeTransport(context=sim.client_context()),
+    )
     session.login_with_password(
         sim.hosts[0].username, sim.hosts[0].password, '1.0', 'bench'
     )
@@ -129,6 +133,7 @@ def run(count: int) -> list:
         try:
             host = sim.hosts[0]
             conf.CONF.set_override('connection_url', host.url, 'xenserver')
+            conf.CONF.set_override('ca_file', sim.ca_file, 'xenserver')
             conf.CONF.set_override(
                 'connection_password', host.password, 'xenserver'
             )

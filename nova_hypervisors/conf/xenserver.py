@@ -18,7 +18,8 @@ connection_opts = [
         'connection_url',
         schemes=['http', 'https'],
         help='URL of the XenServer host this nova-compute manages, for '
-        'example https://xenserver1.  If the host is a pool member '
+        'example https://xenserver1 (XenServer 8 can close its plain-http '
+        'port; https is the default to use).  If the host is a pool member '
         'rather than the master, the driver follows the master itself '
         'and still manages only this host.',
     ),
@@ -49,13 +50,16 @@ connection_opts = [
         'ca_file',
         help="CA bundle used to verify the XenServer host's TLS "
         'certificate for https:// connection URLs.  Without it the '
-        'system CA store is used.',
+        'system CA store is used.  A stock host serves a self-signed '
+        'certificate: give its certificate here, or install one signed '
+        'by your CA on every host of the pool.',
     ),
     cfg.BoolOpt(
         'insecure',
         default=False,
         help="Do not verify the XenServer host's TLS certificate.  "
-        'Verification is on unless an operator turns it off here.',
+        'Verification is on unless an operator turns it off here.  '
+        'Ignored when ca_file is set.',
     ),
     cfg.IntOpt(
         'operation_timeout',

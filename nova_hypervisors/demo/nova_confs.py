@@ -17,6 +17,7 @@ compute_driver = nova_hypervisors.xenapi.XenAPIDriver
 connection_url = {url}
 connection_username = {username}
 connection_password = {password}
+ca_file = {ca_file}
 sr_matching_filter = default-sr:true
 pool_reconcile_interval = 1
 """
@@ -43,6 +44,7 @@ def xenapi(compute: str, xen_host) -> str:
         url=xen_host.url,
         username=xen_host.username,
         password=xen_host.password,
+        ca_file=xen_host.topology.tls.ca_file,
     )
 
 

@@ -20,6 +20,7 @@ import json
 import os
 import pathlib
 import time
+import urllib.parse
 
 from nova_hypervisors.stack import StackError
 from nova_hypervisors.stack import configs
@@ -128,19 +129,23 @@ def plan(
             )
         return computes
     if spec.xen_hosts:
+        ca_file = facts(layout, XAPI_SIM).get('ca_file')
         for host in xen_hosts(layout):
+            xenserver = {
+                'connection_url': host['url'],
+                'connection_username': host['username'],
+                'connection_password': host['password'],
+                # xapi's plain-http port, where Nova's VNC proxy goes.
+                'console_port': urllib.parse.urlsplit(host['http_url']).port,
+            }
+            if ca_file:
+                xenserver['ca_file'] = ca_file
             computes.append(
                 configs.Compute(
                     host['name'],
                     'xenserver',
                     stack_layout.XENAPI_DRIVER,
-                    {
-                        'xenserver': {
-                            'connection_url': host['url'],
-                            'connection_username': host['username'],
-                            'connection_password': host['password'],
-                        }
-                    },
+                    {'xenserver': xenserver},
                 )
             )
     if spec.vcenter:

@@ -125,6 +125,7 @@ def create_vbd(
     userdevice: int,
     bootable: bool = False,
     cd: bool = False,
+    read_only: bool = False,
 ) -> str:
     return session.call_xenapi(
         'VBD.create',
@@ -133,7 +134,7 @@ def create_vbd(
             'VDI': vdi_ref or 'OpaqueRef:NULL',
             'userdevice': str(userdevice),
             'bootable': bootable,
-            'mode': 'RO' if cd else 'RW',
+            'mode': 'RO' if (cd or read_only) else 'RW',
             'type': 'CD' if cd else 'Disk',
             'unpluggable': True,
             'empty': vdi_ref is None,

@@ -178,12 +178,17 @@ class XenAPISession:
     # -- settings ---------------------------------------------------------
 
     @staticmethod
-    def _make_ssl_context(ca_file, insecure) -> ssl.SSLContext | None:
-        if insecure:
-            return ssl._create_unverified_context()
+    def _make_ssl_context(ca_file, insecure) -> ssl.SSLContext:
+        """Verification is on unless ``insecure`` and no ``ca_file``.
+
+        As with Nova's ``[vmware]`` options, ``insecure`` is ignored when
+        ``ca_file`` is set: a migrated nova.conf often carries both.
+        """
         if ca_file:
             return ssl.create_default_context(cafile=ca_file)
-        return None
+        if insecure:
+            return ssl._create_unverified_context()
+        return ssl.create_default_context()
 
     def _url_for(self, address: str) -> str:
         host = '[%s]' % address if ':' in address else address
@@ -235,6 +240,22 @@ class XenAPISession:
                     % (self._username, self._url_for(address), code)
                 ) from None
             raise
+        except ssl.SSLCertVerificationError as exc:
+            # Stock hosts serve a self-signed certificate (xen-api
+            # ocaml/gencert/selfcert.ml), which no system store trusts.
+            raise exception.InvalidConfiguration(
+                message='The TLS certificate of the XenServer host at %s '
+                'failed verification (%s): set [xenserver] ca_file to the '
+                'CA that signed it (or to the host certificate itself), or '
+                'set [xenserver] insecure = true to skip verification'
+                % (self._url_for(address), exc.verify_message)
+            ) from None
+        except ssl.SSLError as exc:
+            raise exception.HypervisorUnavailable(
+                message='TLS with the XenServer host at %s failed (%s): '
+                'check that [xenserver] connection_url names the https '
+                'port' % (self._url_for(address), exc.reason)
+            ) from None
         except _CONNECTION_ERRORS as exc:
             raise exception.HypervisorUnavailable(
                 message='Cannot reach the XenServer host at %s (%s): check '

@@ -297,7 +297,15 @@ class VMOps:
         network_info,
         undo: _Undo,
     ) -> None:
-        """An ISO9660 config drive in its own VDI, attached as a CD."""
+        """An ISO9660 config drive in its own VDI, a read-only disk.
+
+        Not a CD: ``VM.migrate_send`` never mirrors CDs and ejects those
+        whose SR is not mapped (xen-api ocaml/xapi/xapi_vm_migrate.ml,
+        ``vdi_filter`` and ``find_cds_to_eject``), which would strand the
+        VDI; the old in-tree driver attached it as a read-only disk too
+        (nova 21.2.3 ``vm_utils.generate_configdrive``).  As a disk it is
+        in the ``vdi_map`` and moves with the VM.
+        """
         data = config_drive.build(
             instance, injected_files, admin_password, network_info
         )
@@ -312,7 +320,7 @@ class VMOps:
         undo.add('config drive', lambda: disks.destroy_vdi(session, vdi))
         self._transfers.upload_bytes(vdi, data)
         vbd = disks.create_vbd(
-            session, vm_ref, vdi, CONFIG_DRIVE_DEVICE, cd=True
+            session, vm_ref, vdi, CONFIG_DRIVE_DEVICE, read_only=True
         )
         undo.add('config drive VBD', lambda: self._destroy_vbd(vbd))
 

@@ -14,10 +14,16 @@ import ssl
 import sys
 
 
-def _xen_login(host: dict):
+def _xen_login(host: dict, ca_file: str | None):
+    import xmlrpc.client
+
     import XenAPI
 
-    session = XenAPI.Session(host['url'])
+    transport = None
+    if ca_file:
+        context = ssl.create_default_context(cafile=ca_file)
+        transport = xmlrpc.client.SafeTransport(context=context)
+    session = XenAPI.Session(host['url'], transport=transport)
     session.xenapi.login_with_password(
         host['username'], host['password'], '1.0', 'stack-e2e'
     )
@@ -31,7 +37,7 @@ def xen_pool(facts: dict) -> dict:
     views = {}
     for host in facts['hosts']:
         try:
-            session = _xen_login(host)
+            session = _xen_login(host, facts.get('ca_file'))
         except XenAPI.Failure as failure:
             # A pool member refuses logins and names its master.
             views[host['name']] = {'slave_of': failure.details[1:2]}
@@ -58,7 +64,7 @@ def xen_vms(facts: dict) -> dict:
     found = {}
     for host in facts['hosts']:
         try:
-            session = _xen_login(host)
+            session = _xen_login(host, facts.get('ca_file'))
         except XenAPI.Failure:
             continue  # a pool member: its master answers for it
         try:

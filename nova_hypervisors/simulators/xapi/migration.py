@@ -87,6 +87,7 @@ class _Plan:
         if not target_store.exists('host', self.host):
             raise XapiFailure('HANDLE_INVALID', 'host', self.host)
         self.disks = vm_copy._disks(store, vm)
+        self.vdi_map = dict(vdi_map)
         self.moves: dict[str, str] = {}
         for vdi in self.disks:
             sr = vdi_map.get(vdi)
@@ -190,8 +191,27 @@ def vm_migrate_send(
     return new_vm
 
 
+def _eject_cds(ctx: CallContext, plan: _Plan) -> None:
+    """CDs are never mirrored; xapi ejects those whose SR is not mapped.
+
+    xen-api ocaml/xapi/xapi_vm_migrate.ml: ``vdi_filter`` leaves CD VBDs
+    out of the mirror, and ``find_cds_to_eject`` ejects every CD whose
+    VDI is not in the ``vdi_map`` to its own SR.
+    """
+    store = ctx.store
+    for vbd in store.get('VM', plan.vm)['VBDs']:
+        rec = store.get('VBD', vbd)
+        if rec['type'] != 'CD' or rec['empty']:
+            continue
+        vdi = rec['VDI']
+        if plan.vdi_map.get(vdi) != store.get('VDI', vdi)['SR']:
+            # As VBD.eject: the drive stays, without its disc.
+            store.update('VBD', vbd, VDI=NULL_REF, empty=True)
+
+
 def _migrate_within_pool(ctx: CallContext, plan: _Plan) -> str:
     store = ctx.store
+    _eject_cds(ctx, plan)
     for vbd in store.get('VM', plan.vm)['VBDs']:
         old = store.get('VBD', vbd)['VDI']
         if old in plan.moves:

@@ -105,10 +105,17 @@ def _join(ctx, address: str, username: str, password: str, force: bool):
 
 
 def _remote_call(topology: Topology, address: str, method: str, *params):
+    # The joiner talks to the master over https, as xapi does.
+    if topology.tls is not None:
+        url = 'https://%s:%d/' % (address, topology.port)
+        transport = _TimeoutSafeTransport(
+            context=topology.tls.client_context()
+        )
+    else:
+        url = 'http://%s:%d/' % (address, topology.port)
+        transport = _TimeoutTransport()
     proxy = xmlrpc.client.ServerProxy(
-        'http://%s:%d/' % (address, topology.port),
-        allow_none=True,
-        transport=_TimeoutTransport(),
+        url, allow_none=True, transport=transport
     )
     try:
         reply = getattr(proxy, method)(*params)
@@ -132,6 +139,13 @@ def _remote_login(topology, address, username, password) -> str:
 
 
 class _TimeoutTransport(xmlrpc.client.Transport):
+    def make_connection(self, host):
+        conn = super().make_connection(host)
+        conn.timeout = REMOTE_TIMEOUT
+        return conn
+
+
+class _TimeoutSafeTransport(xmlrpc.client.SafeTransport):
     def make_connection(self, host):
         conn = super().make_connection(host)
         conn.timeout = REMOTE_TIMEOUT

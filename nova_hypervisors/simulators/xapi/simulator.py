@@ -24,6 +24,7 @@ from nova_hypervisors.simulators.xapi import datamodel
 from nova_hypervisors.simulators.xapi import host as host_ops
 from nova_hypervisors.simulators.xapi import pool as pool_ops
 from nova_hypervisors.simulators.xapi import sessions
+from nova_hypervisors.simulators.xapi import tls as tls_files
 from nova_hypervisors.simulators.xapi.control import ControlServer
 from nova_hypervisors.simulators.xapi.disks import DiskStore
 from nova_hypervisors.simulators.xapi.dispatch import Dispatcher
@@ -104,11 +105,13 @@ class SimulatedPool:
         shared_sr_gib: int = 1024,
         password: str | None = None,
         shared_sr: bool = True,
+        tls: bool = True,
+        http_port: int = 0,
     ) -> None:
         if not 1 <= hosts <= MAX_HOSTS:
             raise ValueError('hosts must be between 1 and %d' % MAX_HOSTS)
-        if not 0 <= port <= 65535:
-            raise ValueError('port must be between 0 and 65535')
+        if not (0 <= port <= 65535 and 0 <= http_port <= 65535):
+            raise ValueError('ports must be between 0 and 65535')
         if host_memory_mib < 1024:
             raise ValueError('host_memory_mib must be at least 1024')
         if host_cpus < 1:
@@ -116,6 +119,7 @@ class SimulatedPool:
         self._own_state_dir = state_dir is None
         self.state_dir = state_dir or tempfile.mkdtemp(prefix='xapi-sim-')
         self.requested_port = port
+        self.requested_http_port = http_port
         self.faults = Faults()
         self.faults.bind(self)
         self.topology = Topology(
@@ -135,6 +139,10 @@ class SimulatedPool:
                     '127.0.0.%d' % (index + 1),
                     password or secrets.token_urlsafe(12),
                 )
+            )
+        if tls:
+            self.topology.tls = tls_files.Credentials(
+                self.state_dir, [h.address for h in self.topology.hosts]
             )
         if not self._own_state_dir:
             self._keep_identity()
@@ -194,32 +202,101 @@ class SimulatedPool:
             return self
 
     def _bind_all(self) -> None:
-        attempts = 1 if self.requested_port else PORT_ATTEMPTS
+        """Every host's XenAPI port (https) and plain-http port.
+
+        Each is the same on every address: ``HOST_IS_SLAVE`` carries only
+        the master's address, and clients keep their own port.
+        """
+        fixed = self.requested_port and (
+            self.requested_http_port or self.topology.tls is None
+        )
+        attempts = 1 if fixed else PORT_ATTEMPTS
         last_error: OSError | None = None
         for _ in range(attempts):
             port = self.requested_port or _free_port()
+            http_port = port
+            if self.topology.tls is not None:
+                http_port = self.requested_http_port or _free_port()
+                if http_port == port:
+                    continue
             servers = []
             try:
                 for sim_host in self.topology.hosts:
-                    sim_host.port = port
-                    servers.append(XapiServer(sim_host, self.dispatcher))
+                    servers.append(self._servers_of(sim_host, port, http_port))
             except OSError as exc:
                 last_error = exc
-                for server in servers:
-                    server.server_close()
+                for pair in servers:
+                    for server in pair:
+                        if server is not None:
+                            server.server_close()
                 continue
             self.topology.port = port
-            for sim_host, server in zip(
+            self.topology.http_port = http_port
+            for sim_host, pair in zip(
                 self.topology.hosts, servers, strict=True
             ):
-                sim_host.server = server
-                sim_host.answering = True
-                server.start()
+                self._serve(sim_host, *pair)
             return
         raise OSError(
             'cannot bind port %s on every simulated host address: %s'
             % (self.requested_port or 'any', last_error)
         )
+
+    def _servers_of(self, sim_host: SimHost, port: int, http_port: int):
+        """(XenAPI server, plain-http server or None), bound, not started."""
+        sim_host.port = port
+        sim_host.http_port = http_port
+        tls = self.topology.tls
+        if tls is None:
+            return XapiServer(sim_host, self.dispatcher, port), None
+        main = XapiServer(
+            sim_host, self.dispatcher, port, tls.server_context()
+        )
+        if sim_host.https_only:
+            return main, None
+        try:
+            plain = XapiServer(sim_host, self.dispatcher, http_port)
+        except OSError:
+            main.server_close()
+            raise
+        return main, plain
+
+    @staticmethod
+    def _serve(sim_host: SimHost, main, plain) -> None:
+        sim_host.server = main
+        sim_host.plain_server = plain
+        sim_host.answering = True
+        main.start()
+        if plain is not None:
+            plain.start()
+
+    @property
+    def ca_file(self) -> str | None:
+        """The CA a client must trust (``[xenserver] ca_file``)."""
+        tls = self.topology.tls
+        return None if tls is None else tls.ca_file
+
+    def client_context(self):
+        """An SSL context trusting the simulator's CA, for test clients."""
+        tls = self.topology.tls
+        return None if tls is None else tls.client_context()
+
+    def set_https_only(self, host: str | SimHost, value: bool = True) -> None:
+        """``host.set_https_only``: close (or reopen) the plain-http port."""
+        sim_host = self.host(host)
+        with self._lock:
+            sim_host.https_only = value
+            if self.topology.tls is None or sim_host.server is None:
+                return
+            if value and sim_host.plain_server is not None:
+                sim_host.plain_server.stop()
+                sim_host.plain_server = None
+            elif not value and sim_host.plain_server is None:
+                plain = XapiServer(
+                    sim_host, self.dispatcher, sim_host.http_port
+                )
+                sim_host.plain_server = plain
+                plain.start()
 
     def stop(self) -> None:
         with self._lock:
@@ -227,6 +304,9 @@ class SimulatedPool:
                 return
             self._stopped = True
             servers = [h.server for h in self.topology.hosts if h.server]
+            servers += [
+                h.plain_server for h in self.topology.hosts if h.plain_server
+            ]
             if self._control is not None:
                 servers.append(self._control)
             # Each server notices a shutdown at its next poll: stop them
@@ -241,6 +321,7 @@ class SimulatedPool:
                 stopper.join()
             for sim_host in self.topology.hosts:
                 sim_host.server = None
+                sim_host.plain_server = None
                 sim_host.answering = False
             self._control = None
             if self._own_state_dir:
@@ -287,6 +368,7 @@ class SimulatedPool:
                     'name': h.name,
                     'address': h.address,
                     'url': h.url,
+                    'http_url': h.http_url,
                     'username': h.username,
                     'password': h.password,
                     'uuid': h.uuid,
@@ -296,6 +378,7 @@ class SimulatedPool:
                 for h in self.hosts
             ],
             'control_url': self.control_url,
+            'ca_file': self.ca_file,
             'state_dir': self.state_dir,
         }
 
@@ -330,7 +413,10 @@ class SimulatedPool:
             if sim_host.server is None:
                 return
             sim_host.server.stop()
+            if sim_host.plain_server is not None:
+                sim_host.plain_server.stop()
             sim_host.server = None
+            sim_host.plain_server = None
             sim_host.answering = False
             sim_host.local_sessions.clear()
         store = sim_host.pool.store
@@ -349,10 +435,12 @@ class SimulatedPool:
                 # A master that died and was replaced comes back as a slave
                 # of the new master (as after pool.recover_slaves).
                 sim_host.master_address = sim_host.pool.master.address
-            server = XapiServer(sim_host, self.dispatcher)
-            sim_host.server = server
-            sim_host.answering = True
-            server.start()
+            self._serve(
+                sim_host,
+                *self._servers_of(
+                    sim_host, self.topology.port, self.topology.http_port
+                ),
+            )
         store = sim_host.pool.store
         with store.lock:
             if sim_host.host_ref is not None:

@@ -29,7 +29,8 @@ GIB = 1024 * MIB
 class SimHost:
     """One simulated host; also the public handle tests get.
 
-    Public attributes: ``name``, ``address``, ``port``, ``url``,
+    Public attributes: ``name``, ``address``, ``port``, ``url`` (https),
+    ``http_port``, ``http_url`` (plain http, as port 80), ``https_only``,
     ``username``, ``password`` (what API logins need now: a pool member's
     is its master's), ``local_password`` (the host's own root password, for
     ``slave_local_login_with_password``), ``uuid``, ``host_ref`` (in the
@@ -61,7 +62,11 @@ class SimHost:
         self.master_address = address
         self.answering = False
         self.local_sessions: set[str] = set()
-        self.server = None  # the HTTP server while answering
+        self.server = None  # the XenAPI server (https) while answering
+        self.plain_server = None  # plain http (consoles), unless https_only
+        self.http_port = 0
+        #: As ``host.https_only`` on XenServer 8: port 80 is closed.
+        self.https_only = False
 
     def __repr__(self) -> str:
         role = 'master' if self.pool and self.is_master else 'slave'
@@ -69,7 +74,14 @@ class SimHost:
 
     @property
     def url(self) -> str:
-        return 'http://%s:%d' % (self.address, self.port)
+        """The XenAPI URL: https, unless the simulator runs without TLS."""
+        scheme = 'https' if self.topology.tls is not None else 'http'
+        return '%s://%s:%d' % (scheme, self.address, self.port)
+
+    @property
+    def http_url(self) -> str:
+        """The plain-HTTP endpoint (port 80 on a real host)."""
+        return 'http://%s:%d' % (self.address, self.http_port)
 
     @property
     def is_master(self) -> bool:
@@ -127,6 +139,9 @@ class Topology:
         self.shared_sr_uuid = new_uuid()
         self.hosts: list[SimHost] = []
         self.port = 0
+        self.http_port = 0
+        #: The run's TLS files (``tls.Credentials``), or None: plain http.
+        self.tls = None
         self.next_domid = 1
 
     def host_by_address(self, address: str) -> SimHost | None:

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 import threading
 import urllib.parse
 import xmlrpc.client
@@ -33,6 +34,9 @@ from nova_hypervisors.simulators.xapi.errors import XapiFailure
 from nova_hypervisors.simulators.xapi.registry import CallContext
 
 LOG = logging.getLogger(__name__)
+
+#: Seconds a client has to complete its TLS handshake.
+HANDSHAKE_TIMEOUT = 10
 
 #: xapi's answer to a transfer or console it accepted, sent before any
 #: data moves
@@ -52,13 +56,29 @@ class XapiServer(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, host, dispatcher) -> None:
+    def __init__(
+        self,
+        host,
+        dispatcher,
+        port: int,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.sim_host = host
         self.dispatcher = dispatcher
+        self.tls_context = tls_context
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
-        super().__init__((host.address, host.port), XapiRequestHandler)
+        super().__init__((host.address, port), XapiRequestHandler)
         self.thread: threading.Thread | None = None
+
+    def get_request(self):
+        """Accept; TLS is negotiated later, in the connection's thread."""
+        sock, address = super().get_request()
+        if self.tls_context is not None:
+            sock = self.tls_context.wrap_socket(
+                sock, server_side=True, do_handshake_on_connect=False
+            )
+        return sock, address
 
     def handle_error(self, request, client_address) -> None:
         """A client that went away is no error worth a traceback."""
@@ -70,7 +90,8 @@ class XapiServer(http.server.ThreadingHTTPServer):
         self.thread = threading.Thread(
             target=self.serve_forever,
             kwargs={'poll_interval': 0.05},
-            name='xapi-sim-%s' % self.sim_host.address,
+            name='xapi-sim-%s:%d'
+            % (self.sim_host.address, self.server_address[1]),
             daemon=True,
         )
         self.thread.start()
@@ -143,6 +164,12 @@ class XapiRequestHandler(http.server.BaseHTTPRequestHandler):
         return True
 
     def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            # A client that never finishes its handshake costs a thread
+            # for this long, no more.
+            self.request.settimeout(HANDSHAKE_TIMEOUT)
+            self.request.do_handshake()
+            self.request.settimeout(None)
         super().setup()
         with self.server.connections_lock:
             self.server.connections.add(self.connection)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
+import xmlrpc.client
+
 import pytest
 import XenAPI
 
@@ -9,8 +12,26 @@ MIB = 1024 * 1024
 GIB = 1024 * MIB
 
 
+def client(host) -> XenAPI.Session:
+    """The PyPI client for a host's https URL, trusting the run's CA."""
+    context = host.topology.tls.client_context()
+    return XenAPI.Session(
+        host.url, transport=xmlrpc.client.SafeTransport(context=context)
+    )
+
+
+def connect(host, timeout: float = 30) -> http.client.HTTPSConnection:
+    """An https connection to a host's XenAPI port (disk transfers)."""
+    return http.client.HTTPSConnection(
+        host.address,
+        host.port,
+        timeout=timeout,
+        context=host.topology.tls.client_context(),
+    )
+
+
 def login(host) -> XenAPI.Session:
-    session = XenAPI.Session(host.url)
+    session = client(host)
     session.xenapi.login_with_password(
         host.username, host.password, '1.0', 'xapi-sim-tests'
     )

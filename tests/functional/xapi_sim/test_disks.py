@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import struct
 import urllib.parse
@@ -12,15 +11,15 @@ import pytest
 
 from tests.functional.xapi_sim.helpers import GIB
 from tests.functional.xapi_sim.helpers import MIB
+from tests.functional.xapi_sim.helpers import connect
 from tests.functional.xapi_sim.helpers import create_vdi
 from tests.functional.xapi_sim.helpers import default_sr
 from tests.functional.xapi_sim.helpers import failure_of
 from tests.functional.xapi_sim.helpers import local_sr
 
 
-def transfer(url, method, path, query, body=None, headers=None):
-    parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+def transfer(host, method, path, query, body=None, headers=None):
+    conn = connect(host)
     conn.request(
         method,
         '%s?%s' % (path, urllib.parse.urlencode(query)),
@@ -36,12 +35,12 @@ def transfer(url, method, path, query, body=None, headers=None):
 def upload(sim, session, vdi, data, fmt='raw', **extra):
     query = {'vdi': vdi, 'session_id': session._session, 'format': fmt}
     query.update(extra)
-    return transfer(sim.hosts[0].url, 'PUT', '/import_raw_vdi', query, data)
+    return transfer(sim.hosts[0], 'PUT', '/import_raw_vdi', query, data)
 
 
 def download(sim, session, vdi, fmt='raw'):
     query = {'vdi': vdi, 'session_id': session._session, 'format': fmt}
-    return transfer(sim.hosts[0].url, 'GET', '/export_raw_vdi', query)
+    return transfer(sim.hosts[0], 'GET', '/export_raw_vdi', query)
 
 
 def pattern(size: int) -> bytes:
@@ -148,8 +147,7 @@ def test_transfers_refuse_bad_sessions_vdis_and_sizes(sim, session):
     xapi = session.xenapi
     vdi = create_vdi(xapi, default_sr(xapi), MIB)
     query = {'vdi': vdi, 'session_id': 'OpaqueRef:bogus'}
-    url = sim.hosts[0].url
-    assert transfer(url, 'GET', '/export_raw_vdi', query)[0] == 401
+    assert transfer(sim.hosts[0], 'GET', '/export_raw_vdi', query)[0] == 401
     status, _ = download(sim, session, 'OpaqueRef:missing')
     assert status == 404
     # import_raw_vdi.ml answers 200 before the data: too much data is

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+import xmlrpc.client
 
 import pytest
 import XenAPI
@@ -123,10 +125,16 @@ def test_cli_prints_hosts_serves_and_stops_on_sigterm(tmp_path):
     try:
         info = json.loads(process.stdout.readline())
         first, second = info['hosts']
-        assert first['url'].startswith('http://127.0.0.1:')
+        assert first['url'].startswith('https://127.0.0.1:')
+        assert first['http_url'].startswith('http://127.0.0.1:')
         assert second['address'] == '127.0.0.2'
         assert second['pool_master'] == first['name']
-        client = XenAPI.Session(first['url'])
+        # Only the run's CA (its file in the JSON line) makes https work.
+        context = ssl.create_default_context(cafile=info['ca_file'])
+        client = XenAPI.Session(
+            first['url'],
+            transport=xmlrpc.client.SafeTransport(context=context),
+        )
         client.xenapi.login_with_password(first['username'], first['password'])
         assert len(client.xenapi.host.get_all()) == 2
         assert control(info['control_url'], '/hosts')['ok'] is True

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import XenAPI
 
 from tests.functional.xapi_sim.helpers import MIB
 from tests.functional.xapi_sim.helpers import add_vif
 from tests.functional.xapi_sim.helpers import attach
+from tests.functional.xapi_sim.helpers import client as xapi_client
 from tests.functional.xapi_sim.helpers import create_vdi
 from tests.functional.xapi_sim.helpers import create_vm
 from tests.functional.xapi_sim.helpers import default_sr
@@ -19,7 +19,7 @@ from tests.functional.xapi_sim.helpers import management_network
 
 def test_slaves_refuse_logins_naming_the_master(pooled):
     master, slave = pooled.hosts[0], pooled.hosts[1]
-    client = XenAPI.Session(slave.url)
+    client = xapi_client(slave)
     assert failure_of(
         client.xenapi.login_with_password, slave.username, slave.password
     ) == ['HOST_IS_SLAVE', master.address]
@@ -158,7 +158,7 @@ def test_designate_new_master_hands_over(pooled):
     pool = xapi.pool.get_all()[0]
     assert xapi.pool.get_master(pool) == new.host_ref
     assert failure_of(
-        XenAPI.Session(pooled.hosts[2].url).xenapi.login_with_password,
+        xapi_client(pooled.hosts[2]).xenapi.login_with_password,
         'root',
         new.password,
     ) == ['HOST_IS_SLAVE', new.address]
@@ -170,7 +170,7 @@ def test_emergency_transition_after_the_master_died(pooled):
     assert killed is old
     with pytest.raises(OSError):
         login(old)
-    local = XenAPI.Session(survivor.url)
+    local = xapi_client(survivor)
     local.slave_local_login_with_password('root', survivor.local_password)
     local.xenapi.pool.emergency_transition_to_master()
     local.logout()
@@ -180,19 +180,19 @@ def test_emergency_transition_after_the_master_died(pooled):
     assert xapi.host_metrics.get_live(metrics) is False
     # The other slave still points at the dead master until recovered.
     assert failure_of(
-        XenAPI.Session(other.url).xenapi.login_with_password,
+        xapi_client(other).xenapi.login_with_password,
         'root',
         other.password,
     ) == ['HOST_IS_SLAVE', old.address]
     assert xapi.pool.recover_slaves() == [other.host_ref]
     assert failure_of(
-        XenAPI.Session(other.url).xenapi.login_with_password,
+        xapi_client(other).xenapi.login_with_password,
         'root',
         other.password,
     ) == ['HOST_IS_SLAVE', survivor.address]
     pooled.faults.start_host(old.name)
     assert failure_of(
-        XenAPI.Session(old.url).xenapi.login_with_password,
+        xapi_client(old).xenapi.login_with_password,
         'root',
         old.password,
     ) == ['HOST_IS_SLAVE', survivor.address]

@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
 import time
 import urllib.parse
 
 import pytest
+import XenAPI
 
 from nova_hypervisors.simulators.xapi import SimulatedPool
 from tests.functional.xapi_sim.helpers import MIB
+from tests.functional.xapi_sim.helpers import attach
 from tests.functional.xapi_sim.helpers import create_vdi
 from tests.functional.xapi_sim.helpers import create_vm
 from tests.functional.xapi_sim.helpers import default_sr
 from tests.functional.xapi_sim.helpers import failure_of
 from tests.functional.xapi_sim.helpers import local_sr
 from tests.functional.xapi_sim.helpers import login
+from tests.functional.xapi_sim.helpers import management_network
 
 
 @pytest.mark.parametrize('key', ['vm-data/user-metadata/my.key', 'a b'])
@@ -48,7 +52,7 @@ def _console(host, path: str) -> bytes:
 
     The answer's head, and on 200 the first 12 bytes the VM's side sends.
     """
-    with socket.create_connection((host.address, host.port), 5) as sock:
+    with socket.create_connection((host.address, host.http_port), 5) as sock:
         sock.sendall(b'CONNECT %s HTTP/1.1\r\n\r\n' % path.encode())
         sock.settimeout(5)
         data = b''
@@ -103,6 +107,9 @@ def test_console_of_a_halted_vm_is_missing(pooled):
 def _put_head(host, query: dict, length: int) -> tuple[socket.socket, bytes]:
     """Send only the request head of an import; return what came back."""
     sock = socket.create_connection((host.address, host.port), 5)
+    sock = host.topology.tls.client_context().wrap_socket(
+        sock, server_hostname=host.address
+    )
     sock.settimeout(5)
     sock.sendall(
         b'PUT /import_raw_vdi?%s HTTP/1.1\r\nHost: x\r\n'
@@ -192,3 +199,63 @@ def test_a_local_storage_pool_has_no_shared_sr(tmp_path):
                 if xapi.PBD.get_currently_attached(pbd)
             ]
             assert plugged == [host.host_ref]
+
+
+def test_xenapi_is_https_with_the_runs_ca_only(sim):
+    """Hosts serve XenAPI over TLS; a client that does not trust the
+    certificate's CA is refused at the handshake, as with a real host."""
+    host = sim.hosts[0]
+    assert host.url.startswith('https://')
+    with pytest.raises(ssl.SSLCertVerificationError):
+        XenAPI.Session(host.url).xenapi.login_with_password(
+            host.username, host.password
+        )
+    login(host).xenapi.pool.get_all()
+
+
+def test_https_only_closes_the_plain_http_port(sim):
+    """ocaml/idl/datamodel_host.ml (https_only): port 80 is closed."""
+    host = sim.hosts[0]
+    assert _console(host, '/console?uuid=x').startswith(b'HTTP/1.1 401')
+    sim.set_https_only(host)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((host.address, host.http_port), 5)
+    login(host).xenapi.pool.get_all()
+    sim.set_https_only(host, False)
+    assert _console(host, '/console?uuid=x').startswith(b'HTTP/1.1 401')
+
+
+def test_migrate_send_in_a_pool_ejects_cds_not_in_the_map(tmp_path):
+    """ocaml/xapi/xapi_vm_migrate.ml: vdi_filter never mirrors a CD, and
+    find_cds_to_eject ejects each CD whose VDI is not mapped to its SR; the
+    read-only disk beside it moves."""
+    with SimulatedPool(
+        hosts=2, state_dir=str(tmp_path), pooled=True, shared_sr=False
+    ) as sim:
+        xapi = login(sim.master).xenapi
+        source, dest = sim.hosts[0].host_ref, sim.hosts[1].host_ref
+        vm = create_vm(xapi, 'traveller')
+        root = create_vdi(xapi, local_sr(xapi, source), 2 * MIB)
+        attach(xapi, vm, root)
+        cd_vdi = create_vdi(xapi, local_sr(xapi, source), MIB, name='iso')
+        cd = attach(xapi, vm, cd_vdi, '3', type='CD', mode='RO')
+        ro_vdi = create_vdi(xapi, local_sr(xapi, source), MIB, name='ro')
+        attach(xapi, vm, ro_vdi, '4', mode='RO')
+        xapi.VM.start_on(vm, source, False, False)
+        network = management_network(xapi)
+        receipt = xapi.host.migrate_receive(dest, network, {})
+        dest_sr = local_sr(xapi, dest)
+        xapi.VM.migrate_send(
+            vm, receipt, True, {root: dest_sr, ro_vdi: dest_sr}, {}, {}
+        )
+        assert xapi.VM.get_resident_on(vm) == dest
+        assert xapi.VBD.get_empty(cd) is True
+        assert xapi.VBD.get_VDI(cd) == 'OpaqueRef:NULL'
+        disks = {
+            xapi.VBD.get_userdevice(vbd): xapi.VBD.get_VDI(vbd)
+            for vbd in xapi.VM.get_VBDs(vm)
+            if xapi.VBD.get_type(vbd) == 'Disk'
+        }
+        assert {xapi.VDI.get_SR(vdi) for vdi in disks.values()} == {dest_sr}
+        # The ejected CD's VDI stays behind on the source's SR.
+        assert xapi.VDI.get_SR(cd_vdi) == local_sr(xapi, source)

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import urllib.parse
 import xmlrpc.client
 
-import XenAPI
-
+from tests.functional.xapi_sim.helpers import client as xapi_client
+from tests.functional.xapi_sim.helpers import connect
 from tests.functional.xapi_sim.helpers import create_vm
 from tests.functional.xapi_sim.helpers import failure_of
 from tests.functional.xapi_sim.helpers import login
 
 
-def post(url: str, path: str, body: bytes, content_type: str):
-    parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+def post(host, path: str, body: bytes, content_type: str):
+    conn = connect(host, timeout=10)
     conn.request('POST', path, body, {'Content-Type': content_type})
     response = conn.getresponse()
     data = response.read()
@@ -24,25 +22,25 @@ def post(url: str, path: str, body: bytes, content_type: str):
     return response.status, data
 
 
-def xmlrpc_call(url: str, path: str, method: str, *params):
+def xmlrpc_call(host, path: str, method: str, *params):
     body = xmlrpc.client.dumps(params, method, allow_none=True).encode()
-    status, data = post(url, path, body, 'text/xml')
+    status, data = post(host, path, body, 'text/xml')
     assert status == 200
     return data, xmlrpc.client.loads(data)[0][0]
 
 
-def jsonrpc_call(url: str, method: str, params: list, version2=True):
+def jsonrpc_call(host, method: str, params: list, version2=True):
     request = {'method': method, 'params': params, 'id': 7}
     if version2:
         request['jsonrpc'] = '2.0'
-    status, data = post(url, '/jsonrpc', json.dumps(request).encode(), 'a/j')
+    status, data = post(host, '/jsonrpc', json.dumps(request).encode(), 'a/j')
     assert status == 200
     return json.loads(data)
 
 
 def raw_login(host, path='/'):
     _raw, reply = xmlrpc_call(
-        host.url,
+        host,
         path,
         'session.login_with_password',
         host.username,
@@ -60,13 +58,13 @@ def test_success_envelope_carries_the_value_on_both_paths(sim):
     for path in ('/', '/RPC2'):
         session = raw_login(host, path)
         assert session.startswith('OpaqueRef:')
-        _raw, reply = xmlrpc_call(host.url, path, 'pool.get_all', session)
+        _raw, reply = xmlrpc_call(host, path, 'pool.get_all', session)
         assert reply['Status'] == 'Success'
         assert len(reply['Value']) == 1
 
 
 def test_failure_envelope_is_an_error_description_array(sim):
-    _raw, reply = xmlrpc_call(sim.hosts[0].url, '/', 'VM.get_all', 'bogus')
+    _raw, reply = xmlrpc_call(sim.hosts[0], '/', 'VM.get_all', 'bogus')
     assert reply == {
         'Status': 'Failure',
         'ErrorDescription': ['SESSION_INVALID', 'bogus'],
@@ -77,13 +75,11 @@ def test_ints_travel_as_strings_and_datetimes_as_iso8601(sim):
     """64-bit ints are decimal strings; datetimes are dateTime.iso8601."""
     host = sim.hosts[0]
     session = raw_login(host)
-    _raw, reply = xmlrpc_call(host.url, '/', 'host.get_all', session)
+    _raw, reply = xmlrpc_call(host, '/', 'host.get_all', session)
     host_ref = reply['Value'][0]
-    _raw, reply = xmlrpc_call(
-        host.url, '/', 'host.get_metrics', session, host_ref
-    )
+    _raw, reply = xmlrpc_call(host, '/', 'host.get_metrics', session, host_ref)
     raw, reply = xmlrpc_call(
-        host.url, '/', 'host_metrics.get_record', session, reply['Value']
+        host, '/', 'host_metrics.get_record', session, reply['Value']
     )
     metrics = reply['Value']
     assert metrics['memory_total'] == str(16384 * 1024 * 1024)
@@ -104,7 +100,7 @@ def test_enums_null_refs_and_void_are_spelled_like_xapi(xapi, sim):
     host = sim.hosts[0]
     session = raw_login(host)
     _raw, reply = xmlrpc_call(
-        host.url, '/', 'VM.set_name_label', session, vm, 'renamed'
+        host, '/', 'VM.set_name_label', session, vm, 'renamed'
     )
     assert reply == {'Status': 'Success', 'Value': ''}
 
@@ -112,22 +108,22 @@ def test_enums_null_refs_and_void_are_spelled_like_xapi(xapi, sim):
 def test_jsonrpc_v2_success_and_error_objects(sim):
     host = sim.hosts[0]
     reply = jsonrpc_call(
-        host.url,
+        host,
         'session.login_with_password',
         [host.username, host.password, '1.0', 'json'],
     )
     assert reply['jsonrpc'] == '2.0' and reply['id'] == 7
     session = reply['result']
-    reply = jsonrpc_call(host.url, 'host.get_all_records', [session])
+    reply = jsonrpc_call(host, 'host.get_all_records', [session])
     record = next(iter(reply['result'].values()))
     assert record['API_version_major'] == 2  # a JSON number
     assert isinstance(record['other_config'], dict)
     reply = jsonrpc_call(
-        host.url, 'host_metrics.get_record', [session, record['metrics']]
+        host, 'host_metrics.get_record', [session, record['metrics']]
     )
     assert reply['result']['memory_total'] == 16384 * 1024 * 1024
     assert reply['result']['last_updated'].endswith('Z')  # a string
-    reply = jsonrpc_call(host.url, 'VM.get_record', [session, 'OpaqueRef:x'])
+    reply = jsonrpc_call(host, 'VM.get_record', [session, 'OpaqueRef:x'])
     assert reply['error'] == {
         'code': 1,
         'message': 'HANDLE_INVALID',
@@ -137,9 +133,7 @@ def test_jsonrpc_v2_success_and_error_objects(sim):
 
 
 def test_jsonrpc_v1_error_is_an_array(sim):
-    reply = jsonrpc_call(
-        sim.hosts[0].url, 'VM.get_all', ['nope'], version2=False
-    )
+    reply = jsonrpc_call(sim.hosts[0], 'VM.get_all', ['nope'], version2=False)
     assert reply == {
         'result': None,
         'error': ['SESSION_INVALID', 'nope'],
@@ -148,10 +142,10 @@ def test_jsonrpc_v1_error_is_an_array(sim):
 
 
 def test_malformed_requests_get_http_500(sim):
-    url = sim.hosts[0].url
-    status, _ = post(url, '/', b'<methodCall><oops', 'text/xml')
+    host = sim.hosts[0]
+    status, _ = post(host, '/', b'<methodCall><oops', 'text/xml')
     assert status == 500
-    status, _ = post(url, '/jsonrpc', b'{"method": "x"}', 'a/j')
+    status, _ = post(host, '/jsonrpc', b'{"method": "x"}', 'a/j')
     assert status == 500
 
 
@@ -177,7 +171,7 @@ def test_unknown_method_and_wrong_parameter_count(xapi):
 def test_trailing_parameters_with_xapi_defaults_may_be_left_out(sim):
     """login_with_password(user, pwd) and VDI.copy(vdi, sr) are valid."""
     host = sim.hosts[0]
-    client = XenAPI.Session(host.url)
+    client = xapi_client(host)
     client.xenapi.login_with_password(host.username, host.password)
     assert client.xenapi.pool.get_all()
     assert failure_of(client.xenapi.VM.snapshot, 'OpaqueRef:nope') == [
@@ -231,7 +225,7 @@ def test_client_logs_in_again_on_session_invalid(sim):
 
 
 def test_wrong_password_is_session_authentication_failed(sim):
-    client = XenAPI.Session(sim.hosts[0].url)
+    client = xapi_client(sim.hosts[0])
     assert failure_of(
         client.xenapi.login_with_password, 'root', 'wrong', '1.0', 't'
     ) == ['SESSION_AUTHENTICATION_FAILED']
@@ -247,7 +241,7 @@ def test_each_host_has_its_own_endpoint_and_credentials(sim):
         host_ref = client.xenapi.session.get_this_host(client._session)
         assert client.xenapi.host.get_address(host_ref) == host.address
         assert host_ref == host.host_ref
-    client = XenAPI.Session(sim.hosts[1].url)
+    client = xapi_client(sim.hosts[1])
     assert failure_of(
         client.xenapi.login_with_password, 'root', sim.hosts[0].password
     ) == ['SESSION_AUTHENTICATION_FAILED']

@@ -19,8 +19,10 @@ import fixtures
 from nova.console import websocketproxy
 import XenAPI
 
+from nova import exception
 from nova_hypervisors.simulators.xapi import SimulatedPool
 from tests.functional import base
+from tests.functional.xapi_sim import helpers as sim_helpers
 
 # 1 MiB of recognisable bytes: a "disk" whose every block differs.
 RAW = b''.join(hashlib.sha256(b'%d' % i).digest() for i in range(32768))
@@ -56,10 +58,11 @@ class XenAPITestCase(base.NovaAPITestCase):
                 'connection_url': self.xen.url,
                 'connection_username': self.xen.username,
                 'connection_password': self.xen.password,
+                'ca_file': self.sim.ca_file,
                 'running_timeout': 30,
                 'clean_reboot_timeout': 5,
                 # xapi's plain-HTTP port (80 on a real host).
-                'console_port': self.xen.port,
+                'console_port': self.xen.http_port,
             },
         )
         self.addCleanup(self.compute.stop)
@@ -116,7 +119,7 @@ class XenAPITestCase(base.NovaAPITestCase):
         return self._wait_for_state_change(created, expect)
 
     def xapi(self) -> XenAPI.Session:
-        session = XenAPI.Session(self.sim.master.url)
+        session = sim_helpers.client(self.sim.master)
         session.login_with_password(
             self.xen.username, self.xen.password, '1.0', 'test'
         )
@@ -134,10 +137,7 @@ class XenAPITestCase(base.NovaAPITestCase):
 
     def disk_bytes(self, vdi_ref, length):
         session = self.xapi()
-        url = urllib.parse.urlparse(self.sim.master.url)
-        import http.client
-
-        conn = http.client.HTTPConnection(url.hostname, url.port)
+        conn = sim_helpers.connect(self.sim.master)
         conn.request(
             'GET',
             '/export_raw_vdi?'
@@ -481,8 +481,29 @@ class TestFailures(XenAPITestCase):
         self.assertEqual('Running', self.vm_of(server)[1]['power_state'])
 
 
+class TestConfiguration(XenAPITestCase):
+    def test_an_untrusted_certificate_fails_init_naming_ca_file(self):
+        """Without ca_file the host's certificate is not trusted; the
+        error says it is the certificate, and which options fix it."""
+        with self.assertRaises(exception.InvalidConfiguration) as caught:
+            self.start_compute(
+                'compute-no-ca',
+                xenserver={
+                    'connection_url': self.xen.url,
+                    'connection_username': self.xen.username,
+                    'connection_password': self.xen.password,
+                    'ca_file': None,
+                },
+            )
+        message = str(caught.exception)
+        self.assertIn('TLS certificate', message)
+        self.assertIn('ca_file', message)
+        self.assertIn('insecure', message)
+        self.assertNotIn(self.xen.password, message)
+
+
 class TestConfigDrive(XenAPITestCase):
-    def test_a_requested_config_drive_is_an_iso_cd_with_the_metadata(self):
+    def test_a_requested_config_drive_is_a_read_only_iso_disk(self):
         server = self._build_server(
             image_uuid=IMAGE_ID, flavor_id=self.flavor_id, networks='none'
         )
@@ -491,7 +512,11 @@ class TestConfigDrive(XenAPITestCase):
         server = self._wait_for_state_change(created, 'ACTIVE')
         _, vm = self.vm_of(server)
         vbds = self.records('VBD')
-        (cd,) = [vbds[ref] for ref in vm['VBDs'] if vbds[ref]['type'] == 'CD']
+        (cd,) = [
+            vbds[ref] for ref in vm['VBDs'] if vbds[ref]['userdevice'] == '3'
+        ]
+        # A read-only disk, not a CD: xapi ejects CDs on migrate_send.
+        self.assertEqual(('Disk', 'RO'), (cd['type'], cd['mode']))
         vdi = self.records('VDI')[cd['VDI']]
         self.assertEqual('configdrive', vdi['other_config']['nova_disk_type'])
         iso = self.disk_bytes(cd['VDI'], int(vdi['virtual_size']))

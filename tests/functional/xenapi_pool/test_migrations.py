@@ -56,6 +56,7 @@ class PoolMigrationTestCase(base.NovaAPITestCase):
                     'connection_url': xen.url,
                     'connection_username': xen.username,
                     'connection_password': xen.password,
+                    'ca_file': self.sim.ca_file,
                     'running_timeout': 30,
                     'sr_matching_filter': self.sr_matching_filter,
                 },
@@ -427,6 +428,59 @@ class TestLocalStoragePool(PoolMigrationTestCase):
         ]
         self.assertEqual([], left)
 
+    def test_block_migration_keeps_the_config_drive_and_leaks_nothing(self):
+        server = self._build_server(
+            image_uuid=IMAGE_ID,
+            flavor_id=self.small,
+            networks='none',
+            host='xen1',
+        )
+        server['config_drive'] = True
+        self.api.microversion = '2.74'
+        try:
+            created = self.api.post_server({'server': server})
+        finally:
+            self.api.microversion = 'latest'
+        server = self._wait_for_state_change(created, 'ACTIVE')
+
+        server = self._live_migrate(server, host='xen2')
+
+        self.assertEqual(('xen2', 'xen2'), self.host_of_vm(server))
+        _, rec = self.vm_of(server)
+        drives = [
+            self.db().get_record('VBD', vbd)
+            for vbd in rec['VBDs']
+            if self.db().get_record('VBD', vbd)['userdevice'] == '3'
+        ]
+        self.assertEqual(1, len(drives))
+        self.assertFalse(drives[0]['empty'])
+        drive = self.db().get_record('VDI', drives[0]['VDI'])
+        self.assertEqual(
+            'configdrive', drive['other_config']['nova_disk_type']
+        )
+        self.assertEqual(self.local_sr_of(self.sim.hosts[1]), drive['SR'])
+        iso = self.disk_bytes(drive, int(drive['virtual_size']))
+        self.assertEqual(b'CD001', iso[0x8001:0x8006])
+        mine = [
+            vdi
+            for vdi in self.db().get_all_records('VDI').values()
+            if vdi['other_config'].get('nova_instance_uuid') == server['id']
+        ]
+        self.assertEqual(
+            ['configdrive', 'root'],
+            sorted(v['other_config']['nova_disk_type'] for v in mine),
+        )
+        self._delete_server(server)
+        self.assertEqual(
+            [],
+            [
+                vdi
+                for vdi in self.db().get_all_records('VDI').values()
+                if vdi['other_config'].get('nova_instance_uuid')
+                == server['id']
+            ],
+        )
+
     def test_cold_migration_of_local_disks_is_refused_before_any_change(self):
         server = self.boot('xen1')
         self.api.microversion = '2.56'
@@ -459,6 +513,7 @@ class TestLocalStoragePool(PoolMigrationTestCase):
                     'connection_url': xen.url,
                     'connection_username': xen.username,
                     'connection_password': xen.password,
+                    'ca_file': self.sim.ca_file,
                     'sr_matching_filter': 'default-sr:true',
                 },
             )

@@ -46,6 +46,7 @@ class PoolTestCase(base.NovaAPITestCase):
                     'connection_url': xen.url,
                     'connection_username': xen.username,
                     'connection_password': xen.password,
+                    'ca_file': self.sim.ca_file,
                     'pool_reconcile_interval': self.reconcile_interval,
                 },
             )

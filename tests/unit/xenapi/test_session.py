@@ -1,11 +1,13 @@
 """XenAPISession: login, the pool master, retries and secrets."""
 
 import logging
+import ssl
 
 import fixtures
 import testtools
 
 from nova import exception
+from nova_hypervisors.simulators.xapi import tls
 from nova_hypervisors.xenapi import session as xsession
 from tests.unit.xenapi import fakewire
 from tests.unit.xenapi.fakewire import XapiFailure
@@ -279,3 +281,22 @@ class TestPool(SessionTestCase):
         self.assertTrue(xsession.is_safe_to_repeat('VM.set_name_label'))
         self.assertFalse(xsession.is_safe_to_repeat('VM.start_on'))
         self.assertFalse(xsession.is_safe_to_repeat('Async.VM.get_record'))
+
+
+class TestTLSSettings(testtools.TestCase):
+    def test_verification_is_on_by_default(self):
+        context = xsession.XenAPISession._make_ssl_context(None, False)
+        self.assertEqual(ssl.CERT_REQUIRED, context.verify_mode)
+        self.assertTrue(context.check_hostname)
+
+    def test_insecure_turns_it_off(self):
+        context = xsession.XenAPISession._make_ssl_context(None, True)
+        self.assertEqual(ssl.CERT_NONE, context.verify_mode)
+
+    def test_ca_file_wins_over_insecure(self):
+        """As Nova documents for [vmware] insecure: ignored with ca_file."""
+        folder = self.useFixture(fixtures.TempDir()).path
+        ca_file = tls.Credentials(folder, ['127.0.0.1']).ca_file
+        context = xsession.XenAPISession._make_ssl_context(ca_file, True)
+        self.assertEqual(ssl.CERT_REQUIRED, context.verify_mode)
+        self.assertEqual(1, len(context.get_ca_certs()))
