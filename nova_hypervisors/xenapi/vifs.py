@@ -1,6 +1,7 @@
 """VIFs: one per Neutron port, on the XenServer network of its bridge.
 
-The port id is recorded in the VIF's ``other_config`` as
+Networks Nova creates are unmanaged (the bridge is Open vSwitch's, not
+xapi's).  The port id is recorded in the VIF's ``other_config`` as
 ``nicira-iface-id`` (what xapi's vif scripts hand to Open vSwitch as the
 interface id, so the Neutron agent binds the port) and ``neutron-port-id``.
 A network the driver had to create for a bridge is tagged, and destroyed
@@ -9,9 +10,11 @@ again when its last VIF goes.
 
 from __future__ import annotations
 
+from oslo_concurrency import lockutils
 from oslo_log import log as logging
 
 from nova import exception
+from nova_hypervisors.xenapi import errors
 from nova_hypervisors.xenapi import session as xsession
 from nova_hypervisors.xenapi import vm_utils
 
@@ -25,10 +28,9 @@ def bridge_of(vif, default_bridge: str) -> str:
     return network.get('bridge') or default_bridge
 
 
-def find_or_create_network(
-    session: xsession.XenAPISession, bridge: str, created: list[str]
-) -> str:
-    """The XenServer network for ``bridge``; created (and noted) if none."""
+def _network_of_bridge(
+    session: xsession.XenAPISession, bridge: str
+) -> str | None:
     records = session.get_all_records_where(
         'network', 'field "bridge"=%s' % vm_utils.quote(bridge)
     )
@@ -36,20 +38,47 @@ def find_or_create_network(
         records = session.get_all_records_where(
             'network', 'field "name__label"=%s' % vm_utils.quote(bridge)
         )
-    if records:
-        return next(iter(records))
-    ref = session.call_xenapi(
-        'network.create',
-        {
-            'name_label': bridge,
-            'name_description': 'Created by Nova for bridge %s' % bridge,
-            'MTU': '1500',
-            'other_config': {CREATED_BY_NOVA: bridge},
-            'tags': [],
-            'bridge': bridge,
-            'managed': True,
-        },
-    )
+    return next(iter(records), None)
+
+
+def find_or_create_network(
+    session: xsession.XenAPISession, bridge: str, created: list[str]
+) -> str:
+    """The XenServer network for ``bridge``; created (and noted) if none.
+
+    The bridge belongs to Open vSwitch (Neutron's integration bridge), not
+    to xapi, so the network is *unmanaged*: xapi then only checks that the
+    bridge exists (``BRIDGE_NOT_AVAILABLE`` otherwise) and never destroys
+    it when its last VIF goes, as it would a managed one (xen-api
+    ``ocaml/xapi/xapi_network.ml``).  Two spawns may race to create it,
+    here or on another compute of the pool: xapi refuses the second
+    (``BRIDGE_NAME_EXISTS``), which then uses the winner's network.
+    """
+    with lockutils.lock('xenapi-network-%s' % bridge):
+        found = _network_of_bridge(session, bridge)
+        if found is not None:
+            return found
+        try:
+            ref = session.call_xenapi(
+                'network.create',
+                {
+                    'name_label': bridge,
+                    'name_description': 'Created by Nova for bridge %s'
+                    % bridge,
+                    'MTU': '1500',
+                    'other_config': {CREATED_BY_NOVA: bridge},
+                    'tags': [],
+                    'bridge': bridge,
+                    'managed': False,
+                },
+            )
+        except exception.NovaException as exc:
+            if errors.code_of(exc) != 'BRIDGE_NAME_EXISTS':
+                raise
+            found = _network_of_bridge(session, bridge)
+            if found is None:
+                raise
+            return found
     created.append(ref)
     return ref
 

@@ -13,6 +13,7 @@ import random
 import re
 
 from nova_hypervisors.simulators.xapi import implicit
+from nova_hypervisors.simulators.xapi import vm as vm_ops
 from nova_hypervisors.simulators.xapi.errors import XapiFailure
 from nova_hypervisors.simulators.xapi.errors import bad_power_state
 from nova_hypervisors.simulators.xapi.errors import operation_not_allowed
@@ -31,16 +32,36 @@ def random_mac() -> str:
     return ':'.join('%02x' % o for o in octets)
 
 
+#: Prefixes xapi keeps for bridges it names itself (xapi_network.ml).
+RESERVED_BRIDGE_PREFIXES = ('xen', 'xapi', 'vif', 'tap', 'eth')
+#: Linux's IFNAMSIZ less the terminating NUL.
+MAX_BRIDGE_NAME = 15
+
+
 @message('network.create')
 def network_create(ctx: CallContext, record: dict) -> str:
+    """xen-api ocaml/xapi/xapi_network.ml (create).
+
+    An empty bridge gets a ``xapiN`` name; a given one must be a valid
+    interface name outside xapi's own prefixes (``INVALID_VALUE``), and
+    no other network may have it (``BRIDGE_NAME_EXISTS``).
+    """
     store = ctx.store
     values = implicit.constructor_values(ctx, 'network', record)
-    if not values.get('bridge'):
-        used = {n['bridge'] for n in store.tables['network'].values()}
+    used = {n['bridge'] for n in store.tables['network'].values()}
+    bridge = values.get('bridge') or ''
+    if not bridge:
         index = 0
         while 'xapi%d' % index in used:
             index += 1
         values['bridge'] = 'xapi%d' % index
+    else:
+        if len(bridge) > MAX_BRIDGE_NAME or bridge.startswith(
+            RESERVED_BRIDGE_PREFIXES
+        ):
+            raise XapiFailure('INVALID_VALUE', 'bridge', bridge)
+        if bridge in used:
+            raise XapiFailure('BRIDGE_NAME_EXISTS', bridge)
     if not values.get('MTU'):
         values['MTU'] = 1500
     return store.create('network', values)
@@ -112,6 +133,8 @@ def vif_plug(ctx: CallContext, vif: str) -> None:
     _assert_running(store, record)
     if record['currently_attached']:
         raise XapiFailure('DEVICE_ALREADY_ATTACHED', vif)
+    resident = store.get('VM', record['VM'])['resident_on']
+    vm_ops.assert_bridge_exists(ctx, record['network'], resident)
     store.set('VIF', vif, 'currently_attached', True)
 
 

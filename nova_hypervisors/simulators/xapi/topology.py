@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from nova_hypervisors.simulators.xapi.faults import Faults
 
 PRODUCT_VERSION = '8.4.0'
+EXTERNAL_BRIDGES = ('br-int',)
 API_VERSION = (2, 21)
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -67,6 +68,9 @@ class SimHost:
         self.http_port = 0
         #: As ``host.https_only`` on XenServer 8: port 80 is closed.
         self.https_only = False
+        #: Bridges that exist in dom0 outside xapi's own (an operator's
+        #: Open vSwitch integration bridge): what unmanaged networks use.
+        self.external_bridges = set(EXTERNAL_BRIDGES)
 
     def __repr__(self) -> str:
         role = 'master' if self.pool and self.is_master else 'slave'

@@ -202,6 +202,7 @@ def assert_can_boot_here(
             store, network, host_ref
         ):
             raise XapiFailure('VM_REQUIRES_NETWORK', vm_ref, network)
+        assert_bridge_exists(ctx, network, host_ref)
     pcpus = len(host['host_CPUs'])
     if vm['VCPUs_at_startup'] > pcpus:
         raise XapiFailure(
@@ -209,6 +210,24 @@ def assert_can_boot_here(
         )
     if check_memory:
         host_ops.assert_enough_memory(store, vm_ref, host_ref)
+
+
+def assert_bridge_exists(ctx: CallContext, network: str, host_ref: str):
+    """An unmanaged network's bridge must already exist on the host.
+
+    xen-api ocaml/xapi/xapi_network.ml (attach/check for ``managed =
+    false``): xapi never creates such a bridge, and answers
+    ``BRIDGE_NOT_AVAILABLE`` where it is missing.
+    """
+    store = ctx.store
+    if not store.exists('network', network):
+        return
+    record = store.get('network', network)
+    if record['managed'] or record['PIFs']:
+        return
+    host = ctx.topology.host_by_address(store.get('host', host_ref)['address'])
+    if host is not None and record['bridge'] not in host.external_bridges:
+        raise XapiFailure('BRIDGE_NOT_AVAILABLE', record['bridge'])
 
 
 def choose_host(ctx: CallContext, vm_ref: str) -> str:

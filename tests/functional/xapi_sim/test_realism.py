@@ -18,6 +18,7 @@ import XenAPI
 
 from nova_hypervisors.simulators.xapi import SimulatedPool
 from tests.functional.xapi_sim.helpers import MIB
+from tests.functional.xapi_sim.helpers import add_vif
 from tests.functional.xapi_sim.helpers import attach
 from tests.functional.xapi_sim.helpers import create_vdi
 from tests.functional.xapi_sim.helpers import create_vm
@@ -259,3 +260,56 @@ def test_migrate_send_in_a_pool_ejects_cds_not_in_the_map(tmp_path):
         assert {xapi.VDI.get_SR(vdi) for vdi in disks.values()} == {dest_sr}
         # The ejected CD's VDI stays behind on the source's SR.
         assert xapi.VDI.get_SR(cd_vdi) == local_sr(xapi, source)
+
+
+def _network(xapi, bridge: str, managed: bool = True) -> str:
+    return xapi.network.create(
+        {
+            'name_label': bridge,
+            'name_description': '',
+            'MTU': '1500',
+            'other_config': {},
+            'bridge': bridge,
+            'managed': managed,
+            'tags': [],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    'bridge',
+    ['a-very-long-bridge', 'xenbr7', 'xapi3', 'vif1.0', 'tap2', 'eth1'],
+)
+def test_network_create_refuses_bridge_names_xapi_refuses(xapi, bridge):
+    """ocaml/xapi/xapi_network.ml (create): at most 15 characters, none
+    of xapi's own prefixes."""
+    assert failure_of(_network, xapi, bridge) == [
+        'INVALID_VALUE',
+        'bridge',
+        bridge,
+    ]
+
+
+def test_network_create_refuses_a_bridge_another_network_has(xapi):
+    """ocaml/xapi/xapi_network.ml (create): BRIDGE_NAME_EXISTS."""
+    _network(xapi, 'br-int', managed=False)
+    assert failure_of(_network, xapi, 'br-int') == [
+        'BRIDGE_NAME_EXISTS',
+        'br-int',
+    ]
+
+
+def test_an_unmanaged_network_needs_its_bridge_on_the_host(xapi):
+    """ocaml/xapi/xapi_network.ml: xapi never creates the bridge of an
+    unmanaged network; a VM on a missing one does not start."""
+    missing = _network(xapi, 'br-missing', managed=False)
+    vm = create_vm(xapi)
+    add_vif(xapi, vm, missing)
+    assert failure_of(xapi.VM.start, vm, False, False) == [
+        'BRIDGE_NOT_AVAILABLE',
+        'br-missing',
+    ]
+    present = _network(xapi, 'br-int', managed=False)
+    other = create_vm(xapi, 'other')
+    add_vif(xapi, other, present)
+    xapi.VM.start(other, False, False)

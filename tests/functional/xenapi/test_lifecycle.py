@@ -21,6 +21,7 @@ import XenAPI
 
 from nova import exception
 from nova_hypervisors.simulators.xapi import SimulatedPool
+from nova_hypervisors.xenapi import vifs
 from tests.functional import base
 from tests.functional.xapi_sim import helpers as sim_helpers
 
@@ -349,6 +350,43 @@ class TestServerLifecycle(XenAPITestCase):
         )
         self._delete_server(server)
         self.assert_nothing_left(server['id'])
+
+    def test_the_integration_bridge_network_is_unmanaged(self):
+        server = self.boot(networks=[{'port': self.neutron.port_1['id']}])
+        _, vm = self.vm_of(server)
+        vif = self.records('VIF')[vm['VIFs'][0]]
+        network = self.records('network')[vif['network']]
+        self.assertEqual('br-int', network['bridge'])
+        # Open vSwitch owns br-int: xapi must never manage (destroy) it.
+        self.assertFalse(network['managed'])
+
+    def test_a_network_made_meanwhile_by_another_compute_is_used(self):
+        """BRIDGE_NAME_EXISTS after our lookup: re-read, use theirs."""
+        theirs = self.xapi().xenapi.network.create(
+            {
+                'name_label': 'br-int',
+                'name_description': 'made by another compute',
+                'MTU': '1500',
+                'other_config': {},
+                'bridge': 'br-int',
+                'managed': False,
+                'tags': [],
+            }
+        )
+        real = vifs._network_of_bridge
+        calls = []
+
+        def stale_first(session, bridge):
+            calls.append(bridge)
+            return None if len(calls) == 1 else real(session, bridge)
+
+        with mock.patch.object(vifs, '_network_of_bridge', stale_first):
+            server = self.boot(networks=[{'port': self.neutron.port_1['id']}])
+        _, vm = self.vm_of(server)
+        self.assertEqual(theirs, self.records('VIF')[vm['VIFs'][0]]['network'])
+        self._delete_server(server)
+        # Not ours to destroy.
+        self.assertIn(theirs, self.records('network'))
 
     def test_the_hypervisor_reports_the_hosts_resources(self):
         hypervisors = self.api.api_get('/os-hypervisors/detail').body[
