@@ -94,13 +94,25 @@ instance_opts = [
         'running_timeout',
         default=60,
         min=1,
-        help='Seconds to wait for an instance to reach the Running state.',
+        deprecated_for_removal=True,
+        deprecated_reason='VM.start is awaited as a task under '
+        'operation_timeout, and returns once the VM runs; cancelling a '
+        'start half-way could leave a half-built domain.',
+        help='Unused: starts are bounded by operation_timeout.',
     ),
     cfg.IntOpt(
         'clean_reboot_timeout',
         default=120,
         min=1,
         help='Seconds a soft reboot may take before a hard reboot is done.',
+    ),
+    cfg.BoolOpt(
+        'allow_pv_guests',
+        default=False,
+        help='Offer paravirtualised (PV) guests, for images with '
+        'hw_vm_mode=xen.  XCP-ng dropped PV guests from 8.1 and removed '
+        '32-bit PV in 8.2, and XenServer 8 boots HVM/UEFI guests: leave '
+        'this off unless the pool still runs PV guests.',
     ),
     cfg.PortOpt(
         'console_port',

@@ -93,7 +93,7 @@ class XenAPIDriver(driver.ComputeDriver):
         self._watcher = watcher
         self._vmops = xvmops.VMOps(session, watcher, table, settings)
         self._host_state = xhost.HostState(
-            session, settings.sr_matching_filter
+            session, settings.sr_matching_filter, settings.allow_pv_guests
         )
         self._migrations = xmigrations.MigrationOps(
             session, watcher, settings, host

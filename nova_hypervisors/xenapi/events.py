@@ -139,7 +139,9 @@ class EventWatcher:
                 delay = 0.5
             except XenAPI.Failure as failure:
                 code = failure.details[0] if failure.details else ''
-                if code == 'EVENTS_LOST':
+                if code == 'EVENT_FROM_TOKEN_PARSE_FAILURE':
+                    # event.from's only token complaint (xen-api
+                    # ocaml/xapi/xapi_event.ml, from): start over.
                     token = ''
                     continue
                 LOG.warning(

@@ -12,12 +12,14 @@ import zlib
 from nova.compute import power_state
 from nova.console import type as ctype
 from nova.objects import diagnostics as nova_diagnostics
+from oslo_log import log as logging
 
 from nova import exception
 from nova_hypervisors.xenapi import errors
 from nova_hypervisors.xenapi import session as xsession
 from nova_hypervisors.xenapi import vm_utils
 
+LOG = logging.getLogger(__name__)
 MIB = 1024**2
 
 
@@ -55,8 +57,17 @@ def vnc_console(
     raise exception.ConsoleTypeUnavailable(console_type='vnc')
 
 
+CONSOLE_PLUGIN = 'console'
+
+
 def console_output(session: xsession.XenAPISession, instance) -> bytes:
-    """The guest console log, through dom0's ``console`` plugin."""
+    """The guest console log, through dom0's ``console`` plugin.
+
+    xapi ships no such plugin (xen-api ``python3/plugins``); it came with
+    os-xenapi's dom0 plugins, which an operator installs in
+    ``/etc/xapi.d/plugins`` on every host.  Without it there is no log,
+    and the operator is told why.
+    """
     vm_ref, record = vm_utils.lookup(session, instance)
     dom_id = record.get('domid')
     if record['power_state'] != 'Running' or dom_id in (None, '-1', -1):
@@ -65,11 +76,18 @@ def console_output(session: xsession.XenAPISession, instance) -> bytes:
         encoded = session.call_xenapi(
             'host.call_plugin',
             session.host_ref,
-            'console',
+            CONSOLE_PLUGIN,
             'get_console_log',
             {'dom_id': str(dom_id)},
         )
-    except errors.XenAPIError as exc:
+    except exception.NovaException as exc:
+        if errors.code_of(exc) == 'XENAPI_MISSING_PLUGIN':
+            LOG.warning(
+                'No console log: XenServer host %s lacks the dom0 plugin '
+                '%r (os-xenapi), which xapi does not ship',
+                session.host_name,
+                CONSOLE_PLUGIN,
+            )
         raise exception.ConsoleNotAvailable() from exc
     return zlib.decompress(base64.b64decode(encoded))
 
@@ -80,15 +98,18 @@ def _metrics(session: xsession.XenAPISession, instance) -> tuple[dict, dict]:
     return record, metrics
 
 
+# CPU utilisation is not in the VM's records any more: xapi removed
+# VM_metrics.VCPUs_utilisation (xen-api ocaml/idl/datamodel.ml, removed in
+# rel_tampa; the field stays, always empty) in favour of RRD data sources.
+# Diagnostics report what the records still carry.
+
+
 def diagnostics(session: xsession.XenAPISession, instance) -> dict:
     record, metrics = _metrics(session, instance)
-    result = {
+    return {
         'memory_actual': int(metrics.get('memory_actual') or 0),
         'vcpus': int(metrics.get('VCPUs_number') or 0),
     }
-    for cpu, value in (metrics.get('VCPUs_utilisation') or {}).items():
-        result['cpu%s_utilisation' % cpu] = float(value)
-    return result
 
 
 def instance_diagnostics(
@@ -106,8 +127,8 @@ def instance_diagnostics(
         maximum=int(record.get('memory_static_max') or 0) // MIB,
         used=int(metrics.get('memory_actual') or 0) // MIB,
     )
-    for cpu, value in sorted((metrics.get('VCPUs_utilisation') or {}).items()):
-        diags.add_cpu(id=int(cpu), utilisation=int(float(value) * 100))
+    for cpu in range(int(metrics.get('VCPUs_number') or 0)):
+        diags.add_cpu(id=cpu)
     for _ in record.get('VBDs', []):
         diags.add_disk()
     for _ in record.get('VIFs', []):

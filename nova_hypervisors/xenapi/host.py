@@ -27,10 +27,17 @@ class HostState:
     """Resource figures of the host this nova-compute manages."""
 
     def __init__(
-        self, session: xsession.XenAPISession, sr_matching_filter: str
+        self,
+        session: xsession.XenAPISession,
+        sr_matching_filter: str,
+        allow_pv: bool = False,
     ) -> None:
         self._session = session
         self._sr_filter = sr_matching_filter
+        # HVM only by default: XCP-ng 8.1+ boots no PV guests.
+        self._vm_modes = [fields.VMMode.HVM] + (
+            [fields.VMMode.XEN] if allow_pv else []
+        )
 
     def _figures(self) -> dict:
         session = self._session
@@ -105,13 +112,9 @@ class HostState:
                 (
                     fields.Architecture.X86_64,
                     fields.HVType.XEN,
-                    fields.VMMode.HVM,
-                ),
-                (
-                    fields.Architecture.X86_64,
-                    fields.HVType.XEN,
-                    fields.VMMode.XEN,
-                ),
+                    mode,
+                )
+                for mode in self._vm_modes
             ],
             'numa_topology': None,
             'host_name_label': host.get('name_label'),

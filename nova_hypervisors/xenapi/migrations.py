@@ -109,7 +109,7 @@ class MigrationOps:
             self._session.host_ref,
             False,
             False,
-            timeout=self._settings.running_timeout,
+            timeout=self._settings.operation_timeout,
         )
 
     def _claim(self, vm_ref: str) -> None:

@@ -95,6 +95,34 @@ def rescue_name(instance) -> str:
     return '%s-rescue' % instance.name
 
 
+def check_image(image_meta, allow_pv: bool) -> None:
+    """Refuse, before anything is created, an image this pool cannot boot.
+
+    * Only ``bare`` containers: the old in-tree driver wrote
+      ``container_format=ovf`` images as a tgz of a VHD chain (nova 21.2.3
+      ``image/vdi_stream.py``), which xapi's ``import_raw_vdi`` cannot take.
+    * PV guests (``hw_vm_mode=xen``) only where ``allow_pv_guests`` is on.
+    """
+    image_id = getattr(image_meta, 'id', None)
+    container = getattr(image_meta, 'container_format', None) or 'bare'
+    if container != 'bare':
+        raise exception.ImageUnacceptable(
+            image_id=image_id,
+            reason='container format %r is not supported: XenServer '
+            'imports bare raw or VHD images only' % container,
+        )
+    try:
+        vm_mode = image_meta.properties.get('hw_vm_mode')
+    except (AttributeError, NotImplementedError):
+        vm_mode = None
+    if vm_mode == 'xen' and not allow_pv:
+        raise exception.ImageUnacceptable(
+            image_id=image_id,
+            reason='hw_vm_mode=xen asks for a PV guest; this pool offers '
+            'HVM guests only ([xenserver] allow_pv_guests)',
+        )
+
+
 def boot_settings(image_meta) -> dict:
     """Boot mode fields from image properties (HVM BIOS by default)."""
     props = image_meta.properties

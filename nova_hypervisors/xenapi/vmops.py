@@ -112,6 +112,7 @@ class VMOps:
         disk_format = images.require_disk_format(
             image_meta, disks.DISK_FORMATS
         )
+        vm_utils.check_image(image_meta, self._settings.allow_pv_guests)
         root_size = int(instance.flavor.root_gb) * GIB
         if (
             disk_format == 'raw'
@@ -325,14 +326,20 @@ class VMOps:
         undo.add('config drive VBD', lambda: self._destroy_vbd(vbd))
 
     def _start(self, vm_ref: str) -> None:
-        """``VM.start_on`` this compute's host; returns once Running."""
+        """``VM.start_on`` this compute's host; returns once Running.
+
+        The task may take long on a busy pool (parallel boots, a slow SR
+        attach), and cancelling it half-way can leave a half-built
+        domain: it gets ``operation_timeout``, as every long task does
+        (the old driver called ``VM.start_on`` synchronously).
+        """
         self._async(
             'VM.start_on',
             vm_ref,
             self._session.host_ref,
             False,
             False,
-            timeout=self._settings.running_timeout,
+            timeout=self._settings.operation_timeout,
         )
 
     # -- destroy -------------------------------------------------------
@@ -489,6 +496,7 @@ class VMOps:
         unrescue.
         """
         images.require_disk_format(image_meta, disks.DISK_FORMATS)
+        vm_utils.check_image(image_meta, self._settings.allow_pv_guests)
         vm_ref, record = vm_utils.lookup(self._session, instance)
         root_vdi = self._root_vdi(record)
         if record['power_state'] != 'Halted':

@@ -223,3 +223,17 @@ def evacuation_plan(ctx: CallContext, host: str):
     for vm_ref in plan:
         store.tables['VM'][vm_ref]['scheduled_to_be_resident_on'] = NULL_REF
     return plan, problems
+
+
+@message('host.call_plugin')
+def host_call_plugin(
+    ctx: CallContext, host: str, plugin: str, fn: str, args: dict
+) -> str:
+    """No dom0 plugin a driver might want is installed.
+
+    A stock host ships only xapi's own plugins (xen-api ``python3/plugins``:
+    no ``console``, none of os-xenapi's); xapi answers a missing one with
+    ``XENAPI_MISSING_PLUGIN [name]`` (``ocaml/xapi/xapi_plugins.ml``).
+    """
+    ctx.store.get('host', host)
+    raise XapiFailure('XENAPI_MISSING_PLUGIN', plugin)

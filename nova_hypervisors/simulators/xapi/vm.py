@@ -286,7 +286,6 @@ def create_domain(ctx: CallContext, vm_ref: str, host_ref: str, state: str):
             metrics,
             memory_actual=vm['memory_static_max'],
             VCPUs_number=vm['VCPUs_at_startup'],
-            VCPUs_utilisation={i: 0.0 for i in range(vm['VCPUs_at_startup'])},
             start_time=now,
             last_updated=now,
             hvm=host_ops.is_hvm(vm),

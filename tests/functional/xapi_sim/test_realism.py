@@ -313,3 +313,43 @@ def test_an_unmanaged_network_needs_its_bridge_on_the_host(xapi):
     other = create_vm(xapi, 'other')
     add_vif(xapi, other, present)
     xapi.VM.start(other, False, False)
+
+
+def test_event_from_refuses_a_bad_token_and_never_loses_events(sim, xapi):
+    """ocaml/xapi/xapi_event.ml (from): a token it cannot parse is
+    EVENT_FROM_TOKEN_PARSE_FAILURE; an old one is never EVENTS_LOST (that
+    is event.next's): objects are compared by generation."""
+    event_from = getattr(xapi.event, 'from')
+    assert failure_of(event_from, ['vm'], 'not-a-token', 1.0) == [
+        'EVENT_FROM_TOKEN_PARSE_FAILURE',
+        'not-a-token',
+    ]
+    old = event_from(['vm'], '', 0.0)['token']
+    kept = create_vm(xapi, 'kept')
+    store = sim.db(sim.hosts[0]).store
+    with store.lock:
+        store.lost_before = store.generation  # the history is gone
+    result = event_from(['vm'], old, 1.0)
+    assert kept in {event['ref'] for event in result['events']}
+
+
+def test_vcpu_utilisation_is_not_in_the_metrics_record(xapi):
+    """ocaml/idl/datamodel.ml: VM_metrics.VCPUs_utilisation was removed
+    (rel_tampa); the field remains, always empty."""
+    vm = create_vm(xapi, vcpus=2)
+    xapi.VM.start(vm, False, False)
+    metrics = xapi.VM_metrics.get_record(xapi.VM.get_metrics(vm))
+    assert metrics['VCPUs_utilisation'] == {}
+    assert metrics['VCPUs_number'] == '2'
+
+
+def test_a_plugin_a_stock_host_lacks_is_missing(xapi, sim):
+    """ocaml/xapi/xapi_plugins.ml: XENAPI_MISSING_PLUGIN [name]; xapi
+    ships no ``console`` plugin (python3/plugins)."""
+    assert failure_of(
+        xapi.host.call_plugin,
+        sim.hosts[0].host_ref,
+        'console',
+        'get_console_log',
+        {'dom_id': '1'},
+    ) == ['XENAPI_MISSING_PLUGIN', 'console']

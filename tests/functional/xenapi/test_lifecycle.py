@@ -17,6 +17,7 @@ import urllib.parse
 
 import fixtures
 from nova.console import websocketproxy
+from nova.tests.functional.api import client
 import XenAPI
 
 from nova import exception
@@ -388,6 +389,25 @@ class TestServerLifecycle(XenAPITestCase):
         # Not ours to destroy.
         self.assertIn(theirs, self.records('network'))
 
+    def test_the_console_log_is_unavailable_without_the_dom0_plugin(self):
+        server = self.boot()
+        with self.assertRaises(client.OpenStackApiException) as caught:
+            self.api.post_server_action(
+                server['id'], {'os-getConsoleOutput': {'length': 10}}
+            )
+        self.assertIn(caught.exception.response.status_code, (404, 409))
+
+    def test_diagnostics_report_what_the_records_carry(self):
+        server = self.boot()
+        self.api.microversion = '2.48'
+        diags = self.api.api_get('/servers/%s/diagnostics' % server['id']).body
+        self.assertEqual('running', diags['state'])
+        self.assertEqual(
+            [{'id': 0, 'time': None, 'utilisation': None}],
+            diags['cpu_details'],
+        )
+        self.assertEqual(512, diags['memory_details']['maximum'])
+
     def test_the_hypervisor_reports_the_hosts_resources(self):
         hypervisors = self.api.api_get('/os-hypervisors/detail').body[
             'hypervisors'
@@ -445,6 +465,49 @@ class TestFailures(XenAPITestCase):
         self.assertIn('qcow2', server['fault']['message'])
         self.assertEqual(vdis, set(self.records('VDI')))
         self.assert_nothing_left(server['id'])
+
+    def _image(self, image_id, **fields):
+        image = {
+            'id': image_id,
+            'name': image_id,
+            'status': 'active',
+            'disk_format': 'raw',
+            'container_format': 'bare',
+            'size': len(RAW),
+            'properties': {},
+        }
+        image.update(fields)
+        self.glance.create(None, image, data=io.BytesIO(RAW))
+        return image_id
+
+    def test_an_ovf_container_is_refused_before_anything_is_created(self):
+        # What the old in-tree driver uploaded: a tgz of a VHD chain.
+        image_id = self._image(
+            '5e1f0000-0000-4000-8000-0000000000c4',
+            disk_format='vhd',
+            container_format='ovf',
+        )
+        vdis = set(self.records('VDI'))
+        server = self.boot(image_id=image_id, expect='ERROR')
+        self.assertIn('container format', server['fault']['message'])
+        self.assertEqual(vdis, set(self.records('VDI')))
+        self.assert_nothing_left(server['id'])
+
+    def test_a_pv_image_is_not_booted_on_an_hvm_only_pool(self):
+        image_id = self._image(
+            '5e1f0000-0000-4000-8000-0000000000c5',
+            properties={'hw_vm_mode': 'xen'},
+        )
+        server = self.boot(image_id=image_id, expect='ERROR')
+        self.assert_nothing_left(server['id'])
+        self.assertEqual(
+            [],
+            [
+                rec
+                for rec in self.records('VDI').values()
+                if rec['other_config'].get('nova_image_cache') == image_id
+            ],
+        )
 
     def test_a_corrupt_vhd_fails_on_the_import_task_and_leaves_nothing(self):
         # xapi answers 200 before reading an import; only the task tells

@@ -259,13 +259,13 @@ class TestFailures(testtools.TestCase):
 
 
 class TestWatcherRecovers(WatcherTestCase):
-    def test_events_lost_restarts_from_an_empty_token(self):
+    def test_a_refused_token_restarts_from_an_empty_token(self):
         calls = []
 
         def lost(session_ref, classes, token, timeout):
             calls.append(token)
             if len(calls) == 1:
-                raise XapiFailure('EVENTS_LOST')
+                raise XapiFailure('EVENT_FROM_TOKEN_PARSE_FAILURE', token)
             return self.event_from(session_ref, classes, token, timeout)
 
         self.wire.on('event.from', lost)
