@@ -83,7 +83,7 @@ class XenAPIDriver(driver.ComputeDriver):
         dispatcher.start()
         self._dispatcher = dispatcher
         tracker = lifecycle.PowerStateTracker(dispatcher.put)
-        table = xinstances.InstanceTable(session.host_ref, tracker)
+        table = xinstances.InstanceTable(lambda: session.host_ref, tracker)
         watcher = events.EventWatcher(
             session, table.on_vm_event, table.on_vm_snapshot
         )

@@ -8,6 +8,7 @@ per VM; and changes of this host's VMs become Nova lifecycle events.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import threading
 
 from nova_hypervisors.common import lifecycle
@@ -18,8 +19,13 @@ class InstanceTable:
     """{nova uuid: (VM ref, record)} fed by the event watcher."""
 
     def __init__(
-        self, host_ref: str, tracker: lifecycle.PowerStateTracker
+        self,
+        host_ref: Callable[[], str | None],
+        tracker: lifecycle.PowerStateTracker,
     ) -> None:
+        # Read at each use: pool.join gives our host a new record (and ref)
+        # in the master's database, and an eject a fresh database
+        # (xen-api ocaml/xapi/xapi_pool.ml, join_common, eject).
         self._host_ref = host_ref
         self._tracker = tracker
         self._by_ref: dict[str, dict] = {}
@@ -49,7 +55,7 @@ class InstanceTable:
                     vm_utils.NOVA_UUID
                 ]: vm_utils.to_power_state(rec)
                 for rec in nova_vms.values()
-                if vm_utils.belongs_to_host(rec, self._host_ref)
+                if vm_utils.belongs_to_host(rec, self._host_ref())
             }
         )
         self.ready.set()
@@ -76,7 +82,7 @@ class InstanceTable:
         # A VM halted elsewhere loses resident_on; it is still ours if we
         # knew it (it was running here before).
         if vm_utils.belongs_to_host(
-            record, self._host_ref
+            record, self._host_ref()
         ) or self._tracker.knows(instance_uuid):
             self._tracker.observe(
                 instance_uuid, vm_utils.to_power_state(record)

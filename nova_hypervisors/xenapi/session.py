@@ -382,9 +382,30 @@ class XenAPISession:
                 # An answer: the connection is fine.
                 self._idle.put(conn)
                 raise
+            except BaseException:
+                self._drop(conn)
+                raise
             self._idle.put(conn)
         finally:
             self._slots.release()
+
+    def _drop(self, conn: _Connection) -> None:
+        """Forget a connection that broke, logging its session out.
+
+        xapi keeps a session until it is logged out or idles out, and
+        caps the sessions one originator may hold: dropped ones would pile
+        up.  The logout runs aside, bounded by ``login_timeout``, so a
+        master that died costs the caller nothing.
+        """
+
+        def logout() -> None:
+            with contextlib.suppress(Exception):
+                conn.transport.timeout = self.login_timeout
+                conn.client.xenapi.session.logout()
+
+        threading.Thread(
+            target=logout, name='xenapi-logout', daemon=True
+        ).start()
 
     @property
     def handle(self) -> str:

@@ -269,6 +269,18 @@ _HINTS = {
     'to the same XenServer version',
     'SESSION_AUTHENTICATION_FAILED': 'Members of a pool share its '
     'credentials: give this compute the connection_password of the master',
+    'JOINING_HOST_CANNOT_BE_MASTER_OF_OTHER_HOSTS': 'The joining host is '
+    'the master of a pool of its own: eject its members first',
+    'LICENCE_RESTRICTION': 'The licence of the pool limits its size or '
+    'this feature: license the hosts, or keep the pool smaller',
+    'POOL_JOINING_HOST_MUST_HAVE_SAME_DB_SCHEMA': 'Upgrade the hosts to the '
+    'same XenServer version',
+    'LICENSE_DOES_NOT_SUPPORT_POOLING': 'The licence of the joining host '
+    'does not allow pools: license it first',
+    'LICENSE_HOST_POOL_MISMATCH': 'The joining host and the pool have '
+    'different licences: give them the same edition',
+    'HOST_IS_SLAVE': 'The joining host already belongs to another pool: '
+    'eject it from that pool first',
 }
 
 

@@ -44,7 +44,7 @@ class WatcherTestCase(testtools.TestCase):
         self.wire.on('task.cancel', self.cancel)
         self.emitted = []
         tracker = lifecycle.PowerStateTracker(self.emitted.append)
-        self.table = instances.InstanceTable(HOST, tracker)
+        self.table = instances.InstanceTable(lambda: HOST, tracker)
         self.watcher = events.EventWatcher(
             self.session, self.table.on_vm_event, self.table.on_vm_snapshot
         )

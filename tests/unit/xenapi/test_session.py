@@ -2,6 +2,7 @@
 
 import logging
 import ssl
+import time
 
 import fixtures
 import testtools
@@ -144,6 +145,23 @@ class TestRetries(SessionTestCase):
         self.wire.on('VM.get_record', get_record)
         record = self.session.call_xenapi('VM.get_record', 'OpaqueRef:vm')
         self.assertEqual('Running', record['power_state'])
+
+    def test_the_session_of_a_broken_connection_is_logged_out(self):
+        def create(session_ref, record):
+            raise ConnectionResetError(104, 'reset')
+
+        self.wire.on('VDI.create', create)
+        before = self.wire.counts['session.logout']
+        self.assertRaises(
+            exception.HypervisorUnavailable,
+            self.session.call_xenapi,
+            'VDI.create',
+            {},
+        )
+        deadline = time.monotonic() + 5
+        while self.wire.counts['session.logout'] == before:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.01)
 
     def test_a_write_is_not_repeated_after_a_connection_reset(self):
         def create(session_ref, record):
