@@ -11,6 +11,7 @@ from __future__ import annotations
 from oslo_concurrency import lockutils
 from oslo_log import log as logging
 
+from nova import exception
 from nova_hypervisors.xenapi import disks
 from nova_hypervisors.xenapi import session as xsession
 from nova_hypervisors.xenapi import transfers
@@ -19,6 +20,8 @@ from nova_hypervisors.xenapi import vm_utils
 LOG = logging.getLogger(__name__)
 
 CACHE_KEY = 'nova_image_cache'
+#: On every VDI cloned from a cached base: the base's image id.
+CLONED_FROM = 'nova_cloned_from'
 
 
 def cache_name(image_id: str) -> str:
@@ -76,28 +79,69 @@ def base_vdi(
 
 def cached_images(
     session: xsession.XenAPISession, sr_ref: str
-) -> dict[str, str]:
-    """{image_id: base VDI ref} of every cached image on the SR."""
+) -> tuple[dict[str, str], set[str]]:
+    """({image_id: base VDI ref}, {image ids some VDI was cloned from}).
+
+    One read of the SR's VDIs, whichever compute made them.
+    """
     records = session.get_all_records_where(
         'VDI', 'field "SR"=%s' % vm_utils.quote(sr_ref)
     )
-    result = {}
+    bases = {}
+    cloned = set()
     for ref, rec in records.items():
-        image_id = (rec.get('other_config') or {}).get(CACHE_KEY)
-        if image_id:
-            result[image_id] = ref
-    return result
+        other = rec.get('other_config') or {}
+        if other.get(CACHE_KEY):
+            bases[other[CACHE_KEY]] = ref
+        if other.get(CLONED_FROM):
+            cloned.add(other[CLONED_FROM])
+    return bases, cloned
 
 
 def remove_unused(
     session: xsession.XenAPISession, sr_ref: str, used_image_ids: set[str]
 ) -> list[str]:
-    """Destroy base VDIs of images no instance of this host uses."""
+    """Destroy base VDIs of images no disk on the SR was cloned from.
+
+    Nova hands a compute only its own instances, but the pool's shared SR
+    holds the bases that every compute's instances were cloned from: a
+    base goes only when no VDI of any compute carries its image id
+    (``nova_cloned_from``, set at each clone), and none of Nova's
+    instances here uses it.  A spawn that loses the race with this removal
+    imports the image again (see :func:`clone_base`).
+    """
     removed = []
-    for image_id, vdi_ref in cached_images(session, sr_ref).items():
-        if image_id in used_image_ids:
+    bases, cloned = cached_images(session, sr_ref)
+    for image_id, vdi_ref in bases.items():
+        if image_id in used_image_ids or image_id in cloned:
             continue
         with lockutils.lock('xenapi-image-%s-%s' % (sr_ref, image_id)):
             disks.destroy_vdi(session, vdi_ref)
         removed.append(image_id)
     return removed
+
+
+def clone_base(
+    session: xsession.XenAPISession,
+    importer: transfers.Transfers,
+    context,
+    image_meta,
+    sr_ref: str,
+) -> str:
+    """A new VDI cloned from the image's base, tagged with its image id.
+
+    Another compute of the pool may remove an unused base between our
+    lookup and the clone (HANDLE_INVALID): the base is then found or
+    imported again, once.
+    """
+    for attempt in (1, 2):
+        base = base_vdi(session, importer, context, image_meta, sr_ref)
+        try:
+            vdi_ref = session.call_xenapi('VDI.clone', base, {})
+        except exception.NotFound:
+            if attempt == 2:
+                raise
+            LOG.info('Cached image %s vanished; fetching again', image_meta.id)
+            continue
+        return vdi_ref
+    raise AssertionError('not reached')

@@ -215,10 +215,12 @@ class VMOps:
         other_config = disks.instance_disk_config(instance.uuid, kind)
         name = '%s %s' % (instance.name, kind)
         if imagecache.should_cache(self._settings.cache_images, image_meta):
-            base = imagecache.base_vdi(
+            vdi_ref = imagecache.clone_base(
                 session, self._transfers, context, image_meta, sr_ref
             )
-            vdi_ref = self._call('VDI.clone', base, {})
+            other_config = dict(
+                other_config, **{imagecache.CLONED_FROM: image_meta.id}
+            )
             try:
                 self._call('VDI.set_other_config', vdi_ref, other_config)
                 self._call('VDI.set_name_label', vdi_ref, name)

@@ -14,6 +14,7 @@ import time
 import fixtures
 from nova.tests.functional.api import client
 
+from nova import context as nova_context
 from nova import exception
 from nova_hypervisors import conf  # noqa: F401 - registers [xenserver]
 from nova_hypervisors.simulators.xapi import SimulatedPool
@@ -520,3 +521,39 @@ class TestLocalStoragePool(PoolMigrationTestCase):
         message = str(caught.exception)
         self.assertIn('sr_matching_filter', message)
         self.assertIn(disks.LOCAL_STORAGE_FILTER, message)
+
+
+class TestImageCacheOnTheSharedSR(PoolMigrationTestCase):
+    """Every compute of the pool clones its instances from one base VDI
+    per image on the shared SR, and each runs Nova's cache cleanup with
+    its own instances only."""
+
+    def bases(self):
+        return [
+            rec
+            for rec in self.db().get_all_records('VDI').values()
+            if rec['other_config'].get('nova_image_cache') == IMAGE_ID
+        ]
+
+    def cleanup(self, compute):
+        ctx = nova_context.get_admin_context()
+        self.computes[compute].driver.manage_image_cache(ctx, [])
+
+    def test_a_base_another_computes_instance_uses_is_kept(self):
+        server = self.boot('xen2')
+        self.assertEqual(1, len(self.bases()))
+        # xen1 runs nothing, so Nova tells it nothing is in use.
+        self.cleanup('xen1')
+        self.assertEqual(1, len(self.bases()))
+        self._delete_server(server)
+        self.cleanup('xen1')
+        self.assertEqual([], self.bases())
+
+    def test_a_base_removed_under_a_spawn_is_fetched_again(self):
+        self.boot('xen1')
+        # As if another compute removed the base between lookup and clone.
+        self.sim.faults.fail_next(
+            'VDI.clone', 1, ['HANDLE_INVALID', 'VDI', 'OpaqueRef:gone']
+        )
+        server = self.boot('xen2')
+        self.assertEqual('Running', self.vm_of(server)[1]['power_state'])
