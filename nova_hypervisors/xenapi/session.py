@@ -320,11 +320,19 @@ class XenAPISession:
             )
 
     def _find_new_master(self, hint: str | None = None) -> None:
-        """After the master moved: log in wherever the master now is."""
+        """After the master moved: log in wherever the master now is.
+
+        A master counts only if its pool still has our host: after an
+        eject, the old master answers logins but no longer knows us.
+        """
         with self._lock:
             generation = self._generation
         candidates = [a for a in (hint, self.master_address) if a]
-        candidates += [a for a in self.pool_addresses if a not in candidates]
+        candidates += [
+            a
+            for a in [*self.pool_addresses, self.host_address]
+            if a not in candidates
+        ]
         for address in candidates:
             try:
                 conn = self._login_following_master(address)
@@ -342,15 +350,67 @@ class XenAPISession:
                     self._drain_idle()
                 else:
                     conn.generation = self._generation
-            LOG.info('XenServer pool master is now %s', self.master_address)
             self._idle.put(conn)
-            with contextlib.suppress(Exception):
+            try:
                 self._learn_pool()
+            except exception.NovaException:
+                LOG.info(
+                    'XenServer host %s is not in the pool of %s',
+                    self.host_address,
+                    self.master_address,
+                )
+                with self._lock:
+                    self._generation += 1
+                    self._drain_idle()
+                    generation = self._generation
+                continue
+            LOG.info('XenServer pool master is now %s', self.master_address)
             return
         raise exception.HypervisorUnavailable(
-            message='No XenServer pool master answers at any of %s'
-            % ', '.join(candidates)
+            message='No XenServer pool master of host %s answers at any of %s'
+            % (self.host_address, ', '.join(candidates))
         )
+
+    def forget_pool(self) -> None:
+        """Our host left its pool (``pool.eject``): only it is left to try.
+
+        xapi resets an ejected host and reboots it (xen-api
+        ocaml/xapi/xapi_pool.ml, ``eject_self``); it comes back as the
+        standalone master of a fresh pool, with a new host record.
+        """
+        with self._lock:
+            self._generation += 1
+            self._drain_idle()
+            self.master_address = None
+            self.pool_addresses = []
+            self.pool_ref = None
+
+    def await_standalone(self, timeout: float, poll: float = 2.0) -> None:
+        """Wait until our host answers as a master (after an eject)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._find_new_master(self.host_address)
+            except exception.HypervisorUnavailable:
+                pass
+            else:
+                if self.master_address == self.host_address:
+                    return
+            if time.monotonic() >= deadline:
+                raise exception.HypervisorUnavailable(
+                    message='XenServer host %s did not come back as a '
+                    'standalone host within %d s of leaving its pool'
+                    % (self.host_address, timeout)
+                )
+            time.sleep(poll)
+
+    def member_of(self, master_address: str) -> bool:
+        """Whether the pool of ``master_address`` has our host now."""
+        try:
+            self._find_new_master(master_address)
+        except exception.HypervisorUnavailable:
+            return False
+        return self.master_address == master_address
 
     def _drain_idle(self) -> None:
         while True:

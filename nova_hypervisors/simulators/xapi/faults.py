@@ -97,3 +97,11 @@ class Faults:
 
     def kill_master(self):
         return self._controller.kill_master()
+
+    def restart_host(
+        self, name: str, seconds: float, grace: float = 0.0
+    ) -> None:
+        """The host goes away for ``seconds`` (``grace`` seconds from
+        now), then answers again."""
+        if self._controller is not None and seconds > 0:
+            self._controller.restart_host(name, seconds, grace)

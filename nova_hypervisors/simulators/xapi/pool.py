@@ -102,6 +102,11 @@ def _join(ctx, address: str, username: str, password: str, force: bool):
     finally:
         _remote_call(ctx.topology, address, 'session.logout', remote_session)
     join_pool(ctx.topology, joiner, target)
+    # The joiner's toolstack restarts into the pool (xen-api
+    # ocaml/xapi/xapi_pool.ml, join_common): it refuses calls a moment.
+    ctx.topology.faults.restart_host(
+        joiner.name, ctx.topology.join_restart_seconds, grace=JOIN_GRACE
+    )
 
 
 def _remote_call(topology: Topology, address: str, method: str, *params):
@@ -143,6 +148,10 @@ class _TimeoutTransport(xmlrpc.client.Transport):
         conn = super().make_connection(host)
         conn.timeout = REMOTE_TIMEOUT
         return conn
+
+
+#: Seconds between a join's reply (from the joiner) and its restart.
+JOIN_GRACE = 0.2
 
 
 class _TimeoutSafeTransport(xmlrpc.client.SafeTransport):
@@ -270,6 +279,11 @@ def pool_eject(ctx: CallContext, host: str) -> None:
     if host_ops.guest_vms(store, host):
         raise operation_not_allowed('VM resident on host')
     eject_host(ctx.topology, ctx.pool, target)
+    # xen-api ocaml/xapi/xapi_pool.ml (eject_self): the host is reset to
+    # its first-boot state and rebooted; it is away for a while.
+    ctx.topology.faults.restart_host(
+        target.name, ctx.topology.eject_reboot_seconds
+    )
 
 
 def eject_host(topology: Topology, state: PoolState, target: SimHost) -> None:

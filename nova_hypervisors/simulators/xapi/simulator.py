@@ -17,6 +17,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from typing import Any
 
 from nova_hypervisors.simulators.xapi import bootstrap
@@ -84,7 +85,8 @@ class SimulatedPool:
 
     ``SimulatedPool(hosts=3, state_dir=path, pooled=False, port=0)``;
     ``shared_sr=False`` gives every host only its local SR (a fresh pool:
-    the master's local storage is the default SR);
+    the master's local storage is the default SR); an ejected host is away
+    ``eject_reboot_seconds``, a joiner ``join_restart_seconds``;
     ``start()`` binds every host, ``stop()`` (idempotent) unbinds them.
     ``hosts`` are handles with ``name``, ``address``, ``url``, ``username``,
     ``password``, ``uuid`` and ``host_ref``; ``master`` is the current
@@ -107,6 +109,8 @@ class SimulatedPool:
         shared_sr: bool = True,
         tls: bool = True,
         http_port: int = 0,
+        eject_reboot_seconds: float = 2.0,
+        join_restart_seconds: float = 0.5,
     ) -> None:
         if not 1 <= hosts <= MAX_HOSTS:
             raise ValueError('hosts must be between 1 and %d' % MAX_HOSTS)
@@ -140,6 +144,8 @@ class SimulatedPool:
                     password or secrets.token_urlsafe(12),
                 )
             )
+        self.topology.eject_reboot_seconds = eject_reboot_seconds
+        self.topology.join_restart_seconds = join_restart_seconds
         if tls:
             self.topology.tls = tls_files.Credentials(
                 self.state_dir, [h.address for h in self.topology.hosts]
@@ -445,6 +451,38 @@ class SimulatedPool:
         with store.lock:
             if sim_host.host_ref is not None:
                 host_ops.set_live(store, sim_host.host_ref, True)
+
+    def restart_host(
+        self, name: str | SimHost, seconds: float, grace: float = 0.0
+    ) -> None:
+        """Away for ``seconds`` (a reboot, a toolstack restart), then back.
+
+        With ``grace`` the host goes a moment later, so that the reply of
+        the call that caused it (on the host itself) still goes out;
+        without, it is gone when this returns.
+        """
+        sim_host = self.host(name)
+        if not grace:
+            self.stop_host(sim_host)
+
+        def away() -> None:
+            if grace:
+                time.sleep(grace)
+                with self._lock:
+                    if self._stopped:
+                        return
+                self.stop_host(sim_host)
+            time.sleep(seconds)
+            with self._lock:
+                if self._stopped:
+                    return
+            self.start_host(sim_host)
+
+        threading.Thread(
+            target=away,
+            name='xapi-sim-restart-%s' % sim_host.name,
+            daemon=True,
+        ).start()
 
     def kill_master(self) -> SimHost:
         """The master of host 1's pool dies (stops answering for good)."""

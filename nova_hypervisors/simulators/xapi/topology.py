@@ -146,6 +146,10 @@ class Topology:
         self.http_port = 0
         #: The run's TLS files (``tls.Credentials``), or None: plain http.
         self.tls = None
+        #: Seconds an ejected host reboots for, and a joiner's toolstack
+        #: restarts for (minutes and seconds on real hosts).
+        self.eject_reboot_seconds = 0.0
+        self.join_restart_seconds = 0.0
         self.next_domid = 1
 
     def host_by_address(self, address: str) -> SimHost | None:

@@ -13,7 +13,9 @@ pool's members share.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 
 from oslo_log import log as logging
 
@@ -25,6 +27,9 @@ from nova_hypervisors.xenapi.pool import membership
 from nova_hypervisors.xenapi.pool.membership import Action
 
 LOG = logging.getLogger(__name__)
+
+#: Seconds between two looks at a running pool.join (see _await_join).
+JOIN_POLL_SECONDS = 1.0
 
 
 class ResourcePool:
@@ -170,13 +175,63 @@ class ResourcePool:
         _update(aggregate, {membership.MASTER_ADDRESS: host.address})
 
     def _join(self, aggregate) -> None:
-        """``pool.join`` on our own (standalone) host, then follow."""
+        """``pool.join`` on our own (standalone) host, then follow.
+
+        The join exchanges certificates, copies the master's database and
+        restarts the joiner's toolstack (xen-api ocaml/xapi/xapi_pool.ml,
+        ``join_common``): it runs as a task, and is not bound by a socket
+        timeout.
+        """
         master_address = aggregate.metadata[membership.MASTER_ADDRESS]
         _update(aggregate, {membership.STATE: 'changing'})
-        self._session.call_xenapi(
-            self._join_method, master_address, self._username, self._password
+        task = self._session.call_xenapi(
+            'Async.' + self._join_method,
+            master_address,
+            self._username,
+            self._password,
         )
-        self._session.follow_master(master_address)
+        self._await_join(task, master_address)
+
+    def _await_join(self, task: str, master_address: str) -> None:
+        """The join's outcome; raises its failure.
+
+        The task lives on the joiner, whose toolstack restarts into the
+        pool when the join succeeds and so forgets it; event.from cannot
+        follow that, so the task is polled, and a vanished task (or a
+        joiner gone silent) is judged by whether the master's pool now
+        has our host.  Whatever happens, the session ends up following
+        the pool our host is in, with its new host record.
+        """
+        session = self._session
+        deadline = time.monotonic() + session.operation_timeout
+        while True:
+            try:
+                record = session.call_xenapi('task.get_record', task)
+            except exception.NovaException:
+                record = None
+            if record is not None and record['status'] != 'pending':
+                with contextlib.suppress(exception.NovaException):
+                    session.call_xenapi('task.destroy', task)
+                if record['status'] == 'success':
+                    session.follow_master(master_address)
+                    return
+                raise errors.translate(
+                    self._join_method,
+                    list(record.get('error_info') or ['TASK_CANCELLED']),
+                    session.secrets,
+                )
+            if record is None and session.member_of(master_address):
+                return
+            if time.monotonic() >= deadline:
+                raise errors.XenAPIError(
+                    message='%s to %s did not finish within %d s'
+                    % (
+                        self._join_method,
+                        master_address,
+                        session.operation_timeout,
+                    )
+                )
+            time.sleep(JOIN_POLL_SECONDS)
 
     def _record_member(self, aggregate) -> None:
         host = self.host_view()
@@ -208,7 +263,10 @@ class ResourcePool:
         except exception.NovaException as exc:
             self._set_error(aggregates, self._reason(Action.LEAVE, exc))
             return
-        self._session.follow_master(self._session.host_address)
+        # xapi resets the ejected host and reboots it (xen-api
+        # ocaml/xapi/xapi_pool.ml, eject_self): it comes back, minutes
+        # later, as the standalone master of a fresh pool.
+        self._session.forget_pool()
         for aggregate in aggregates:
             _update(
                 aggregate,
@@ -218,6 +276,11 @@ class ResourcePool:
                     membership.REASON: None,
                 },
             )
+        self._session.await_standalone(self._session.operation_timeout)
+        LOG.info(
+            'XenServer host %s is back as a standalone host',
+            self._session.host_address,
+        )
 
     # -- helpers -----------------------------------------------------------
 

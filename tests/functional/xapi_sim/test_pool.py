@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.functional.xapi_sim.helpers import MIB
@@ -140,7 +142,17 @@ def test_eject_makes_a_fresh_standalone_host(pooled):
     assert old_ref not in xapi.host.get_all()
     assert leaving.is_master
     assert leaving.password == leaving.local_password
-    own = login(leaving).xenapi
+    # It reboots (xapi_pool.ml eject_self): refused until it is back.
+    with pytest.raises(OSError):
+        login(leaving)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            own = login(leaving).xenapi
+            break
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
     assert len(own.host.get_all()) == 1
     assert own.SR.get_type(default_sr(own)) == 'ext'
 

@@ -20,6 +20,7 @@ from nova_hypervisors.simulators.xapi import SimulatedPool
 from tests.functional.xapi_sim.helpers import MIB
 from tests.functional.xapi_sim.helpers import add_vif
 from tests.functional.xapi_sim.helpers import attach
+from tests.functional.xapi_sim.helpers import client
 from tests.functional.xapi_sim.helpers import create_vdi
 from tests.functional.xapi_sim.helpers import create_vm
 from tests.functional.xapi_sim.helpers import default_sr
@@ -353,3 +354,75 @@ def test_a_plugin_a_stock_host_lacks_is_missing(xapi, sim):
         'get_console_log',
         {'dom_id': '1'},
     ) == ['XENAPI_MISSING_PLUGIN', 'console']
+
+
+def _until(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, 'timed out'
+        time.sleep(0.05)
+
+
+def _refuses(host) -> bool:
+    try:
+        socket.create_connection((host.address, host.port), 1).close()
+    except OSError:
+        return True
+    return False
+
+
+def test_an_ejected_host_reboots_and_comes_back_fresh(tmp_path):
+    """ocaml/xapi/xapi_pool.ml (eject, eject_self): the host is reset to
+    first-boot state and rebooted: away for a while, then a standalone
+    master without the pool's VMs or its old local-SR data."""
+    with SimulatedPool(
+        hosts=2,
+        state_dir=str(tmp_path),
+        pooled=True,
+        shared_sr=False,
+        eject_reboot_seconds=1.0,
+    ) as sim:
+        member = sim.hosts[1]
+        xapi = login(sim.master).xenapi
+        old_sr = local_sr(xapi, member.host_ref)
+        create_vdi(xapi, old_sr, MIB, name='lost on eject')
+        halted = create_vm(xapi, 'halted here')
+        xapi.VM.set_affinity(halted, member.host_ref)
+        xapi.pool.eject(member.host_ref)
+        _until(lambda: _refuses(member))
+        _until(lambda: not _refuses(member))
+        fresh = login(member).xenapi
+        assert fresh.pool.get_master(fresh.pool.get_all()[0]) == (
+            member.host_ref
+        )
+        assert [
+            r['name_label']
+            for r in fresh.VDI.get_all_records().values()
+            if r['name_label'] == 'lost on eject'
+        ] == []
+        names = [
+            r['name_label']
+            for r in fresh.VM.get_all_records().values()
+            if not r['is_control_domain'] and not r['is_a_template']
+        ]
+        assert names == []
+
+
+def test_a_joiner_restarts_its_toolstack(tmp_path):
+    """ocaml/xapi/xapi_pool.ml (join_common): the joiner's xapi restarts
+    into the pool; for a moment it refuses calls, then it is a slave."""
+    with SimulatedPool(
+        hosts=2, state_dir=str(tmp_path), join_restart_seconds=1.0
+    ) as sim:
+        joiner = sim.hosts[1]
+        login(joiner).xenapi.pool.join(
+            sim.hosts[0].address, 'root', sim.hosts[0].password
+        )
+        _until(lambda: _refuses(joiner))
+        _until(lambda: not _refuses(joiner))
+        failure = failure_of(
+            client(joiner).xenapi.login_with_password,
+            'root',
+            sim.hosts[0].password,
+        )
+        assert failure == ['HOST_IS_SLAVE', sim.hosts[0].address]

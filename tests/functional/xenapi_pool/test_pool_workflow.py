@@ -218,6 +218,30 @@ class TestPoolFromAggregate(PoolTestCase):
             lambda: 'xen3' not in self.aggregate(aggregate_id)['metadata'],
         )
         self.assertEqual([xen3.address], self.pool_of(xen3)[1])
+        # xapi rebooted xen3 into a fresh pool of its own; its compute
+        # follows it there, without a restart, and boots on it again.
+        session = self.computes['xen3'].driver._session
+        self.wait_until(
+            'xen3 compute back on its standalone host',
+            lambda: (
+                session.master_address == xen3.address
+                and session.host_ref == xen3.host_ref
+            ),
+        )
+        self.api.microversion = '2.74'
+        try:
+            server = self.boot(host='xen3')
+        finally:
+            self.api.microversion = 'latest'
+        vms = self.sim.db(xen3).get_all_records('VM').values()
+        self.assertEqual(
+            [xen3.host_ref],
+            [
+                vm['resident_on']
+                for vm in vms
+                if vm['other_config'].get('nova_uuid') == server['id']
+            ],
+        )
 
     def test_nova_refuses_to_remove_a_busy_host_from_a_zoned_pool(self):
         """With an availability zone, Nova itself answers 409."""
