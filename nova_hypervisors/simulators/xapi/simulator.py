@@ -87,6 +87,8 @@ class SimulatedPool:
     ``shared_sr=False`` gives every host only its local SR (a fresh pool:
     the master's local storage is the default SR); an ejected host is away
     ``eject_reboot_seconds``, a joiner ``join_restart_seconds``;
+    ``guest_tools=False``: guests run no tools (no guest metrics, no
+    clean shutdown or reboot);
     ``start()`` binds every host, ``stop()`` (idempotent) unbinds them.
     ``hosts`` are handles with ``name``, ``address``, ``url``, ``username``,
     ``password``, ``uuid`` and ``host_ref``; ``master`` is the current
@@ -111,6 +113,7 @@ class SimulatedPool:
         http_port: int = 0,
         eject_reboot_seconds: float = 2.0,
         join_restart_seconds: float = 0.5,
+        guest_tools: bool = True,
     ) -> None:
         if not 1 <= hosts <= MAX_HOSTS:
             raise ValueError('hosts must be between 1 and %d' % MAX_HOSTS)
@@ -146,6 +149,7 @@ class SimulatedPool:
             )
         self.topology.eject_reboot_seconds = eject_reboot_seconds
         self.topology.join_restart_seconds = join_restart_seconds
+        self.topology.guest_tools = guest_tools
         if tls:
             self.topology.tls = tls_files.Credentials(
                 self.state_dir, [h.address for h in self.topology.hosts]

@@ -150,6 +150,10 @@ class Topology:
         #: restarts for (minutes and seconds on real hosts).
         self.eject_reboot_seconds = 0.0
         self.join_restart_seconds = 0.0
+        #: Whether guests started from now on run guest tools (PV drivers
+        #: and the guest agent): only those have guest metrics, and only
+        #: those can be shut down or rebooted cleanly.
+        self.guest_tools = True
         self.next_domid = 1
 
     def host_by_address(self, address: str) -> SimHost | None:

@@ -113,7 +113,29 @@ def check_operation(store, vm_ref: str, op: str) -> XapiFailure | None:
         return operation_not_allowed(
             'Operation %s is not allowed on a control domain' % op
         )
+    if op in CLEAN_OPERATIONS and lacks_feature(store, vm, CLEAN_FEATURES[op]):
+        return XapiFailure('VM_LACKS_FEATURE', vm_ref)
     return None
+
+
+# A clean shutdown or reboot asks the guest: an HVM guest must advertise it
+# (xen-api ocaml/xapi/xapi_vm_lifecycle.ml, check_op_for_feature).
+CLEAN_FEATURES = {
+    'clean_shutdown': ('feature-shutdown', 'feature-poweroff'),
+    'clean_reboot': ('feature-shutdown', 'feature-reboot'),
+}
+CLEAN_OPERATIONS = frozenset(CLEAN_FEATURES)
+
+
+def lacks_feature(store, vm: dict, features: tuple[str, ...]) -> bool:
+    """A running HVM guest whose tools advertise none of ``features``."""
+    if vm['power_state'] != RUNNING or not host_ops.is_hvm(vm):
+        return False
+    metrics = vm['guest_metrics']
+    if not store.exists('VM_guest_metrics', metrics):
+        return True
+    other = store.get('VM_guest_metrics', metrics)['other']
+    return not any(other.get(f) == '1' for f in features)
 
 
 def assert_operation(store, vm_ref: str, op: str) -> None:
@@ -310,7 +332,7 @@ def create_domain(ctx: CallContext, vm_ref: str, host_ref: str, state: str):
                 'VM': vm_ref,
             },
         )
-    _create_guest_metrics(store, vm_ref)
+    _create_guest_metrics(store, vm_ref, ctx.topology.guest_tools)
     host_ops.refresh_memory(store, host_ref)
 
 
@@ -414,9 +436,11 @@ def device_name(vbd: dict) -> str:
     return user
 
 
-def _create_guest_metrics(store, vm_ref: str) -> None:
+def _create_guest_metrics(store, vm_ref: str, tools: bool) -> None:
+    """What the guest's tools report; a guest without tools reports
+    nothing, and has no guest metrics at all."""
     vm = store.get('VM', vm_ref)
-    if store.exists('VM_guest_metrics', vm['guest_metrics']):
+    if not tools or store.exists('VM_guest_metrics', vm['guest_metrics']):
         return
     networks = {}
     for vif in vm['VIFs']:

@@ -426,3 +426,24 @@ def test_a_joiner_restarts_its_toolstack(tmp_path):
             sim.hosts[0].password,
         )
         assert failure == ['HOST_IS_SLAVE', sim.hosts[0].address]
+
+
+def test_a_guest_without_tools_has_no_metrics_and_no_clean_shutdown(
+    tmp_path,
+):
+    """ocaml/xapi/xapi_vm_lifecycle.ml (check_op_for_feature): an HVM
+    guest that advertises no feature-shutdown cannot be shut down or
+    rebooted cleanly (VM_LACKS_FEATURE); only guest tools report guest
+    metrics."""
+    with SimulatedPool(
+        hosts=1, state_dir=str(tmp_path), guest_tools=False
+    ) as sim:
+        xapi = login(sim.hosts[0]).xenapi
+        vm = create_vm(xapi)
+        xapi.VM.start(vm, False, False)
+        assert xapi.VM.get_guest_metrics(vm) == 'OpaqueRef:NULL'
+        for operation in (xapi.VM.clean_shutdown, xapi.VM.clean_reboot):
+            assert failure_of(operation, vm) == ['VM_LACKS_FEATURE', vm]
+        xapi.VM.hard_reboot(vm)
+        xapi.VM.hard_shutdown(vm)
+        assert xapi.VM.get_power_state(vm) == 'Halted'

@@ -38,6 +38,8 @@ class XenAPITestCase(base.NovaAPITestCase):
     host_memory_mib = 8192
     #: False: the host has only its local SR (its default SR).
     shared_sr = True
+    #: False: guests run no guest tools.
+    guest_tools = True
 
     def setUp(self):
         super().setUp()
@@ -49,6 +51,7 @@ class XenAPITestCase(base.NovaAPITestCase):
             port=0,
             host_memory_mib=self.host_memory_mib,
             shared_sr=self.shared_sr,
+            guest_tools=self.guest_tools,
         )
         self.sim.start()
         self.addCleanup(self.sim.stop)
@@ -580,6 +583,22 @@ class TestFailures(XenAPITestCase):
         )
         server = self.boot()
         self.assertEqual('Running', self.vm_of(server)[1]['power_state'])
+
+
+class TestGuestsWithoutTools(XenAPITestCase):
+    """Guests that run no guest tools: xapi refuses clean operations."""
+
+    guest_tools = False
+
+    def test_soft_reboot_and_stop_fall_back_to_hard_ones(self):
+        server = self.boot()
+        ref, _ = self.vm_of(server)
+        self._reboot_server(server)
+        self.assertEqual('Running', self.records('VM')[ref]['power_state'])
+        self._stop_server(server)
+        self.assertEqual('Halted', self.records('VM')[ref]['power_state'])
+        self._start_server(server)
+        self.assertEqual('Running', self.records('VM')[ref]['power_state'])
 
 
 class TestConfiguration(XenAPITestCase):
