@@ -602,6 +602,17 @@ class TestGuestsWithoutTools(XenAPITestCase):
 
 
 class TestConfiguration(XenAPITestCase):
+    def test_an_https_only_host_serves_everything_but_consoles(self):
+        """XenServer 8 can close port 80 (host.https_only): boots,
+        transfers and snapshots use https alone."""
+        self.sim.set_https_only(self.xen)
+        server = self.boot()
+        _, vm = self.vm_of(server)
+        self.assertEqual(RAW, self.disk_bytes(self.root_vdi(vm), len(RAW)))
+        self._snapshot_server(server, 'snap-https-only')
+        self._delete_server(server)
+        self.assert_nothing_left(server['id'])
+
     def test_an_untrusted_certificate_fails_init_naming_ca_file(self):
         """Without ca_file the host's certificate is not trusted; the
         error says it is the certificate, and which options fix it."""
