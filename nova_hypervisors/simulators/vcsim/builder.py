@@ -2,7 +2,9 @@
 
 Debian ships govmomi's source as ``golang-github-vmware-govmomi-dev`` under
 /usr/share/gocode; with Debian's ``golang-go`` our ``main.go`` builds offline
-in GOPATH mode.  The binary is cached outside the repository, keyed by a hash
+in GOPATH mode, against a copy of govmomi's simulator package with our
+patches (``patches/``) applied: each makes vcsim as strict as vCenter on one
+point.  The binary is cached outside the repository, keyed by a hash
 of main.go and the Go version, so it is built once per change, not per test
 run, and concurrent builders (parallel test workers) wait on a file lock
 instead of racing.
@@ -20,6 +22,16 @@ import tempfile
 GOCODE = pathlib.Path('/usr/share/gocode')
 GOVMOMI_SIMULATOR = GOCODE / 'src/github.com/vmware/govmomi/simulator'
 MAIN_GO = pathlib.Path(__file__).with_name('main.go')
+#: Our changes to govmomi's simulator package, each one making vcsim refuse
+#: or do what a real vCenter does; see the text at the top of each file.
+PATCHES = pathlib.Path(__file__).with_name('patches')
+SIMULATOR_IMPORT_PATH = 'github.com/vmware/govmomi/simulator'
+
+
+def patches() -> list[pathlib.Path]:
+    return sorted(PATCHES.glob('*.patch'))
+
+
 INSTALL_HINT = (
     'vcsim needs the Go toolchain and govmomi source from Debian: '
     'apt-get install golang-go golang-github-vmware-govmomi-dev'
@@ -76,7 +88,40 @@ def _build_key(go: str) -> str:
         [go, 'version'], capture_output=True, text=True, check=True
     ).stdout
     digest = hashlib.sha256(MAIN_GO.read_bytes() + version.encode())
+    for patch in patches():
+        digest.update(patch.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def _patched_simulator(gopath: str, env: dict) -> None:
+    """A copy of govmomi's simulator package, patched, first in GOPATH.
+
+    In GOPATH mode the first root that has an import path wins, so this
+    copy shadows Debian's for ``github.com/vmware/govmomi/simulator``
+    while every other govmomi package is Debian's, linked beside it.
+    """
+    target = pathlib.Path(gopath, 'src', SIMULATOR_IMPORT_PATH)
+    # Go takes the first root with the directory, so the rest of govmomi
+    # must be beside the copy: links to Debian's.
+    govmomi = GOVMOMI_SIMULATOR.parent
+    target.parent.mkdir(parents=True)
+    for entry in govmomi.iterdir():
+        if entry.name != 'simulator':
+            (target.parent / entry.name).symlink_to(entry)
+    shutil.copytree(GOVMOMI_SIMULATOR, target)
+    for patch in patches():
+        result = subprocess.run(
+            ['git', 'apply', '-p1', str(patch)],
+            cwd=target,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise VcsimUnavailable(
+                f'patch {patch.name} does not apply to {GOVMOMI_SIMULATOR}:'
+                f'\n{result.stderr.strip()}'
+            )
 
 
 def build(force: bool = False) -> pathlib.Path:
@@ -103,6 +148,7 @@ def build(force: bool = False) -> pathlib.Path:
                 GOCACHE=str(cache_root() / 'go-build'),
                 CGO_ENABLED='0',
             )
+            _patched_simulator(gopath, env)
             result = subprocess.run(
                 [go, 'build', '-o', str(binary) + '.tmp', '.'],
                 cwd=package,
