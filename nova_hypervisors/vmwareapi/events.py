@@ -29,6 +29,7 @@ from pyVmomi import vmodl
 
 from nova.virt import event as virtevent
 from nova_hypervisors.vmwareapi import inventory
+from nova_hypervisors.vmwareapi import lookup
 from nova_hypervisors.vmwareapi import session as vc_session
 
 LOG = logging.getLogger(__name__)
@@ -43,7 +44,13 @@ LIFECYCLE = {
     'poweredOff': virtevent.EVENT_LIFECYCLE_STOPPED,
     'suspended': virtevent.EVENT_LIFECYCLE_SUSPENDED,
 }
-WATCH_PATHS = ['config.instanceUuid', 'runtime.powerState']
+WATCH_PATHS = [
+    'config.instanceUuid',
+    'config.template',
+    'config.managedBy',
+    'runtime.connectionState',
+    'runtime.powerState',
+]
 #: Seconds between two attempts to restore a broken watch.
 RESTART_DELAY = 1.0
 #: Seconds after which an unconfirmed expectation of the driver lapses.
@@ -57,6 +64,8 @@ class PowerStates:
         self._lock = threading.Lock()
         self._states: dict[str, str] = {}
         self._uuids: dict[Any, str] = {}
+        #: ref -> what the watch said of the VM's ownership paths
+        self._props: dict[Any, dict] = {}
         #: uuid -> (states the driver's operations will bring, deadline)
         self._expected: dict[str, tuple[list[str], float]] = {}
         self.synced = False
@@ -118,11 +127,23 @@ class PowerStates:
             self.synced = False
             self._states.clear()
             self._uuids.clear()
+            self._props.clear()
 
     def apply(self, ref: Any, props: dict, kind: str) -> tuple | None:
-        """Record an update; return (uuid, old, new) when a state changed."""
+        """Record an update; return (uuid, old, new) when a state changed.
+
+        Only Nova's VMs are followed (:func:`lookup.is_nova_vm`): a VM
+        that is not, or stops being (orphaned, inaccessible), counts as
+        gone.
+        """
         with self._lock:
-            if kind == 'leave':
+            known = self._props.setdefault(ref, {})
+            if kind == 'enter':
+                known.clear()
+            known.update(props)
+            if kind == 'leave' or not lookup.is_nova_vm(known):
+                if kind == 'leave':
+                    self._props.pop(ref, None)
                 uuid = self._uuids.pop(ref, None)
                 if uuid:
                     self._states.pop(uuid, None)

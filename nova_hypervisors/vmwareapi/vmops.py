@@ -188,6 +188,7 @@ class VMOps:
             numCPUs=flavor.vcpus,
             memoryMB=flavor.memory_mb,
             annotation=f'name:{instance.display_name}\nuuid:{uuid}',
+            managedBy=lookup.managed_by(),
             files=vim.vm.FileInfo(
                 vmPathName=ds_util.path(datastore.name, uuid, f'{uuid}.vmx')
             ),

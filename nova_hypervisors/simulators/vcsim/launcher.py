@@ -95,6 +95,7 @@ def start(
     hosts_per_cluster: int = 3,
     vms: int = 0,
     use_tls: bool = False,
+    agent_vms: int = 1,
     host_memory_mb: int = 4096,
     host_cpus: int = 2,
     username: str = 'user',
@@ -103,7 +104,10 @@ def start(
     """Build vcsim if needed and start it on 127.0.0.1 with a free port.
 
     ``vms`` is the number of VMs created in each cluster's root resource
-    pool (powered on, spread over the hosts).
+    pool (powered on, spread over the hosts); ``agent_vms`` more VMs per
+    cluster stand for what every vCenter 7.0U1+ cluster runs that Nova did
+    not create (vSphere Cluster Services' agent VMs).  None of them is
+    Nova's: a driver must neither list nor count them as instances.
     """
     binary = vcsim_build.build()
     workdir = tempfile.mkdtemp(prefix='nova-hypervisors-vcsim-')
@@ -111,7 +115,7 @@ def start(
         str(binary),
         f'-clusters={clusters}',
         f'-hosts-per-cluster={hosts_per_cluster}',
-        f'-vms={vms}',
+        f'-vms={vms + agent_vms}',
         f'-host-memory-mb={host_memory_mb}',
         f'-host-cpus={host_cpus}',
         '-listen=127.0.0.1:0',

@@ -6,6 +6,7 @@ from pyVmomi import vim
 
 from nova_hypervisors.simulators.vcsim import tls as vcsim_tls
 from nova_hypervisors.vmwareapi import cluster
+from nova_hypervisors.vmwareapi import inventory
 from nova_hypervisors.vmwareapi import lookup
 from nova_hypervisors.vmwareapi import session as vc_session
 from tests.functional.vmwareapi import vcsim_fixture
@@ -82,21 +83,27 @@ class TestAgainstVcsim(unittest.TestCase):
         node = cluster.find_node(session, 'DC0_C0')
         capacity = cluster.read_capacity(session, node, None)
         self.assertEqual(2, len(capacity.hosts))
-        self.assertEqual(3 * 32, sum(h.used_memory_mb for h in capacity.hosts))
+        # Every running VM uses memory, Nova's or not (3 + 1 agent VM).
+        self.assertEqual(4 * 32, sum(h.used_memory_mb for h in capacity.hosts))
         self.assertEqual(['LocalDS_0'], [d.name for d in capacity.datastores])
 
-    def test_listing_sees_the_clusters_vms_only(self):
+    def _foreign_vms(self, session, node) -> dict:
+        return inventory.read_cluster(
+            session, node.cluster, {vim.VirtualMachine: ['name']}
+        )[vim.VirtualMachine]
+
+    def test_listing_sees_no_vm_nova_did_not_create(self):
+        """vcsim's VMs (and its vCLS-like agent VM) are not instances."""
         session = self.connect()
         node = cluster.find_node(session, 'DC0_C0')
-        vms = lookup.cluster_vms(session, node.cluster)
-        self.assertEqual(3, len(vms))
-        uuid = next(iter(vms))
-        self.assertEqual(vms[uuid]['ref'], lookup.find_vm(session, uuid))
+        self.assertEqual(4, len(self._foreign_vms(session, node)))
+        self.assertEqual({}, lookup.cluster_vms(session, node.cluster))
 
     def test_an_expired_session_is_survived_mid_operation(self):
         session = self.connect()
         node = cluster.find_node(session, 'DC0_C0')
-        vm = next(iter(lookup.cluster_vms(session, node.cluster).values()))
+        ref = next(iter(self._foreign_vms(session, node)))
+        vm = {'ref': ref}
         self.assertGreater(self.sim.expire_sessions(), 0)
         task = session.invoke(vm['ref'], 'PowerOffVM_Task')
         session.wait_for_task(task)

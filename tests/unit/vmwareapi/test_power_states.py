@@ -5,6 +5,7 @@ import unittest
 from unittest import mock
 
 from nova_hypervisors.vmwareapi import events
+from nova_hypervisors.vmwareapi import lookup
 
 
 class TestPowerStates(unittest.TestCase):
@@ -12,7 +13,11 @@ class TestPowerStates(unittest.TestCase):
         self.states = events.PowerStates()
         self.states.apply(
             'vm-1',
-            {'config.instanceUuid': 'u1', 'runtime.powerState': 'poweredOn'},
+            {
+                'config.instanceUuid': 'u1',
+                'config.managedBy': lookup.managed_by(),
+                'runtime.powerState': 'poweredOn',
+            },
             'enter',
         )
         self.states.synced = True
@@ -81,6 +86,27 @@ class TestPowerStates(unittest.TestCase):
             return_value=time.monotonic() + events.EXPECT_SECONDS + 1,
         ):
             self.assertEqual('poweredOn', self.states.get('u1'))
+
+    def test_vms_nova_did_not_create_are_not_followed(self):
+        """A vCLS agent VM (no Nova managedBy) is no instance."""
+        changed = self.states.apply(
+            'vm-2',
+            {'config.instanceUuid': 'vcls', 'runtime.powerState': 'poweredOn'},
+            'enter',
+        )
+        self.assertIsNone(changed)
+        self.assertIsNone(
+            self.states.apply(
+                'vm-2', {'runtime.powerState': 'poweredOff'}, 'x'
+            )
+        )
+        self.assertEqual(['u1'], self.states.uuids())
+        self.assertEqual(1, self.states.count())
+
+    def test_an_orphaned_vm_is_forgotten(self):
+        self.states.apply('vm-1', {'runtime.connectionState': 'orphaned'}, 'x')
+        self.assertIsNone(self.states.get('u1'))
+        self.assertEqual([], self.states.uuids())
 
     def test_vm_leaving_the_cluster_is_forgotten(self):
         self.states.apply('vm-1', {}, 'leave')
