@@ -244,10 +244,18 @@ def placement_inventory(
 ) -> dict[str, dict]:
     """Placement inventory of the cluster.
 
-    Totals are the cluster's usable hosts and matching datastores;
-    ``max_unit`` is what the largest single host can still take with the
-    allocation ratio applied (capacity minus its powered-on VMs), and for
-    DISK_GB the largest matching datastore's free space.
+    Totals are the cluster's usable hosts and matching datastores.
+    ``max_unit``:
+
+    * VCPU: the largest host's thread count.  No VM can have more vCPUs
+      than one host has threads, and vCPUs are overcommitted (Nova's
+      default ratio is 4.0), so the vCPUs already running say nothing of
+      what still fits: at 3,000 one-vCPU VMs on 64-thread hosts a 2-vCPU
+      flavor still fits anywhere.  (In-tree reports a host's threads too.)
+    * MEMORY_MB: what the largest single host can still take, with the
+      allocation ratio applied (capacity times ratio minus its powered-on
+      VMs).
+    * DISK_GB: the largest matching datastore's free space.
     """
     hosts = capacity.usable_hosts
     result = {}
@@ -257,10 +265,7 @@ def placement_inventory(
         result['VCPU'] = _entry(
             total=sum(host.cpus for host in hosts),
             reserved=reserved['VCPU'],
-            max_unit=max(
-                min(host.cpus, int(host.cpus * vcpu_ratio) - host.used_vcpus)
-                for host in hosts
-            ),
+            max_unit=max(host.cpus for host in hosts),
             ratio=vcpu_ratio,
         )
         result['MEMORY_MB'] = _entry(

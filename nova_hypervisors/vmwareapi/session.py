@@ -102,9 +102,11 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
     """Verify vCenter's certificate unless the operator opted out.
 
     An explicit context is always passed to pyVmomi, which would otherwise
-    skip verification silently for 'localhost'.
+    skip verification silently for 'localhost'.  ``insecure`` is ignored
+    when ``ca_file`` is set, as Nova documents for ``[vmware] insecure``
+    (nova/conf/vmware.py): migrated configurations often carry both.
     """
-    if settings.insecure:
+    if settings.insecure and not settings.ca_file:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

@@ -79,6 +79,27 @@ class TestInventory(unittest.TestCase):
         self.assertEqual(2048, inv['MEMORY_MB']['total'])
         self.assertEqual(2048, inv['MEMORY_MB']['max_unit'])
 
+    def test_vcpu_max_unit_is_a_hosts_threads_under_overcommit(self):
+        """3,000 one-vCPU VMs on 64-thread hosts: a 2-vCPU flavor still
+        fits (Nova's default VCPU ratio is 4.0)."""
+        hosts = [host('h%d' % i, cpus=64, memory_mb=1 << 20) for i in range(3)]
+        vms = [vm('h%d' % (i % 3), 32, cpus=1) for i in range(3000)]
+        cap = self.capacity(hosts, vms=vms)
+        ratios = dict(RATIOS, VCPU=4.0)
+        inv = cluster.placement_inventory(cap, ratios, NO_RESERVE, None)
+        self.assertEqual(64, inv['VCPU']['max_unit'])
+        self.assertEqual(192, inv['VCPU']['total'])
+
+    def test_memory_max_unit_under_overcommit_is_a_hosts_room(self):
+        """With a ratio above 1 a host takes more than its memory in all,
+        and what it still takes is its share of that."""
+        hosts = [host('h0', memory_mb=4096), host('h1', memory_mb=4096)]
+        vms = [vm('h0', 5000), vm('h1', 1000)]
+        cap = self.capacity(hosts, vms=vms)
+        ratios = dict(RATIOS, MEMORY_MB=1.5)
+        inv = cluster.placement_inventory(cap, ratios, NO_RESERVE, None)
+        self.assertEqual(6144 - 1000, inv['MEMORY_MB']['max_unit'])
+
     def test_allocation_ratio_and_reserved_are_honoured(self):
         cap = self.capacity([host('h0')])
         ratios = dict(RATIOS, MEMORY_MB=1.5)

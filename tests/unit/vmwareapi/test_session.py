@@ -1,10 +1,13 @@
 """The session's retry policy and task waiter, with only the wire mocked."""
 
+import ssl
+import tempfile
 import unittest
 from unittest import mock
 
 from pyVmomi import vim
 
+from nova_hypervisors.simulators.xapi import tls
 from nova_hypervisors.vmwareapi import session as vc_session
 
 
@@ -112,3 +115,28 @@ class TestTaskWaiter(unittest.TestCase):
             self.assertEqual('ok', session.wait_for_task('task'))
         watch.assert_called_once()
         sleep.assert_not_called()
+
+
+class TestTLS(unittest.TestCase):
+    def _settings(self, **kw):
+        return vc_session.Settings(
+            host='127.0.0.1', port=443, username='u', password='p', **kw
+        )
+
+    def test_verification_is_on_by_default(self):
+        context = vc_session.ssl_context(self._settings())
+        self.assertEqual(ssl.CERT_REQUIRED, context.verify_mode)
+
+    def test_insecure_turns_it_off(self):
+        context = vc_session.ssl_context(self._settings(insecure=True))
+        self.assertEqual(ssl.CERT_NONE, context.verify_mode)
+
+    def test_ca_file_wins_over_insecure(self):
+        """nova/conf/vmware.py: insecure "is ignored if 'ca_file' is set"."""
+        with tempfile.TemporaryDirectory() as folder:
+            ca_file = tls.Credentials(folder, ['127.0.0.1']).ca_file
+            context = vc_session.ssl_context(
+                self._settings(insecure=True, ca_file=ca_file)
+            )
+        self.assertEqual(ssl.CERT_REQUIRED, context.verify_mode)
+        self.assertEqual(1, len(context.get_ca_certs()))
