@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pyVmomi import vim
 
+from nova_hypervisors.vmwareapi import lookup
 from nova_hypervisors.vmwareapi import session as vc_session
 
 
 def instance_vms(vcsim) -> list[str]:
-    """Names of the VMs in vCenter that carry an instance uuid."""
+    """Names of the VMs in vCenter that Nova made (Nova's managedBy);
+    the cluster's own agent VMs are not Nova's to delete."""
     session = vc_session.VCenterSession(
         vc_session.Settings(
             host=vcsim.host,
@@ -31,6 +33,8 @@ def instance_vms(vcsim) -> list[str]:
                 if vm.config is not None
                 and vm.config.instanceUuid
                 and vm.config.template is False
+                and getattr(vm.config.managedBy, 'extensionKey', None)
+                == lookup.NOVA_EXTENSION_KEY
             )
         finally:
             view.Destroy()

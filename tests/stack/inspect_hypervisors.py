@@ -13,6 +13,9 @@ import json
 import ssl
 import sys
 
+#: What the VCDriver (and Nova's in-tree driver) set as config.managedBy.
+NOVA_EXTENSION_KEY = 'org.openstack.compute'
+
 
 def _xen_login(host: dict, ca_file: str | None):
     import xmlrpc.client
@@ -101,9 +104,15 @@ def vcenter_vms(facts: dict) -> dict:
         view = content.viewManager.CreateContainerView(
             content.rootFolder, [vim.VirtualMachine], True
         )
-        names = sorted(vm.name for vm in view.view)
+        # Nova's VMs carry Nova's managedBy; the others (the cluster's
+        # agent VMs) are not Nova's to create or delete.
+        nova, others = [], []
+        for vm in view.view:
+            owner = getattr(vm.config, 'managedBy', None)
+            mine = getattr(owner, 'extensionKey', None) == NOVA_EXTENSION_KEY
+            (nova if mine else others).append(vm.name)
         view.Destroy()
-        return {'vms': names}
+        return {'vms': sorted(nova), 'others': sorted(others)}
     finally:
         connect.Disconnect(service)
 
