@@ -155,6 +155,31 @@ class DatastoreFiles:
         )
         self._session.wait_for_task(task)
 
+    def extend_disk(self, ds_path: str, capacity_kb: int) -> None:
+        """Grow a virtual disk that no VM uses (ExtendVirtualDisk_Task)."""
+        task = self._session.invoke(
+            self._session.content.virtualDiskManager,
+            'ExtendVirtualDisk_Task',
+            name=ds_path,
+            datacenter=self._datacenter,
+            newCapacityKb=capacity_kb,
+            eagerZero=False,
+        )
+        self._session.wait_for_task(task)
+
+    def move_disk(self, source: str, destination: str) -> None:
+        """Rename a virtual disk, descriptor and extents together."""
+        task = self._session.invoke(
+            self._session.content.virtualDiskManager,
+            'MoveVirtualDisk_Task',
+            sourceName=source,
+            sourceDatacenter=self._datacenter,
+            destName=destination,
+            destDatacenter=self._datacenter,
+            force=False,
+        )
+        self._session.wait_for_task(task)
+
     def delete_disk(self, ds_path: str) -> None:
         try:
             task = self._session.invoke(

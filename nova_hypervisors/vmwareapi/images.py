@@ -16,6 +16,7 @@ from typing import Any
 
 from nova.image import glance
 from oslo_concurrency import lockutils
+from oslo_utils import units
 
 from nova import exception
 from nova_hypervisors.vmwareapi import datastore as ds_util
@@ -107,6 +108,31 @@ class ImageCache:
         text = descriptor(extent, size)
         # The descriptor is written last: its presence marks a complete copy.
         self._files.upload(disk, [text], len(text))
+
+    def sized(
+        self, cached: str, datastore: str, image_id: str, root_gb: int
+    ) -> str:
+        """The image grown to ``root_gb``, kept in the cache beside it.
+
+        A linked clone's delta disk can never be larger than its parent
+        (vSphere: "Disks with parents cannot be expanded"), so a root disk
+        larger than the image needs a parent of that size: one per
+        (image, size), as Nova's in-tree driver keeps
+        (``vmops._use_disk_image_as_linked_clone``).  It is made under a
+        temporary name and renamed when complete.
+        """
+        folder = ds_util.path(datastore, self.folder, image_id)
+        sized = f'{folder}/{image_id}.{root_gb}.vmdk'
+        with lockutils.lock(f'vmware-image-{datastore}-{image_id}'):
+            if self._files.exists(sized):
+                return sized
+            partial = f'{folder}/{image_id}.{root_gb}-partial.vmdk'
+            self._files.delete_disk(partial)  # a crashed attempt's
+            self._files.copy_disk(cached, partial)
+            self._files.extend_disk(partial, root_gb * units.Mi)
+            self._files.move_disk(partial, sized)
+        LOG.info('Image %s sized to %d GB at %s', image_id, root_gb, sized)
+        return sized
 
     def remove(self, datastore: str, image_id: str) -> None:
         """Drop an image from a datastore's cache."""

@@ -160,13 +160,29 @@ class VMOps:
 
         disk_path = ds_util.path(datastore.name, uuid, f'{uuid}.vmdk')
         devices = [self._scsi_controller_spec()]
+        image_bytes = image_meta.size if 'size' in image_meta else 0
+        image_kb = -(-int(image_bytes or 0) // units.Ki)
+        grow = flavor.root_gb * units.Mi > image_kb
         if self._settings.use_linked_clone:
+            # The child has exactly its parent's capacity: vSphere never
+            # expands a disk with a parent.
+            parent = cached
+            capacity_kb = image_kb
+            if grow:
+                parent = self._images.sized(
+                    cached, datastore.name, image_meta.id, flavor.root_gb
+                )
+                capacity_kb = flavor.root_gb * units.Mi
             devices.append(
-                self._disk_spec(disk_path, flavor.root_gb, parent=cached)
+                self._disk_spec(disk_path, capacity_kb, parent=parent)
             )
         else:
+            # A full copy, grown after the copy as in-tree does
+            # (vm_util.extend_virtual_disk), then added as it is.
             self._files.copy_disk(cached, disk_path)
-            devices.append(self._disk_spec(disk_path, flavor.root_gb))
+            if grow:
+                self._files.extend_disk(disk_path, flavor.root_gb * units.Mi)
+            devices.append(self._disk_spec(disk_path, None))
         devices += network.nic_specs(
             self._session, self._node.datacenter, network_info
         )
@@ -246,13 +262,13 @@ class VMOps:
     @staticmethod
     def _disk_spec(
         disk_path: str,
-        size_gb: int,
+        capacity_kb: int | None,
         parent: str | None = None,
         key: int = ROOT_DISK_KEY,
         unit: int = 0,
     ) -> Any:
-        """A root disk: a child of the cached image (linked clone) or an
-        existing full copy."""
+        """A root disk: a child of a cached parent (linked clone), or an
+        existing full copy (``capacity_kb`` None: as it is)."""
         backing = vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
             fileName=disk_path, diskMode='persistent', thinProvisioned=True
         )
@@ -268,8 +284,9 @@ class VMOps:
             unitNumber=unit,
             backing=backing,
         )
-        if size_gb:
-            disk.capacityInKB = size_gb * units.Mi
+        if capacity_kb is not None:
+            disk.capacityInKB = capacity_kb
+            disk.capacityInBytes = capacity_kb * units.Ki
         spec.device = disk
         return spec
 

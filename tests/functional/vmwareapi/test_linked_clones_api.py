@@ -6,8 +6,17 @@ that destroyed VMs with Destroy_Task would delete the cached parent of
 every other clone here too.
 """
 
+import io
+
+from oslo_utils import units
+from pyVmomi import vim
+
 from nova_hypervisors.vmwareapi import datastore
+from nova_hypervisors.vmwareapi import session as vc_session
 from tests.functional.vmwareapi import api_base
+
+IMAGE = b'\x5a' * (3 * 1024 * 1024 + 512)
+IMAGE_ID = '8f0b8f30-1d34-4bbb-9d4c-5e5f2b9c0a11'
 
 
 class LinkedCloneTest(api_base.VCenterAPITestCase):
@@ -37,3 +46,89 @@ class LinkedCloneTest(api_base.VCenterAPITestCase):
         self.assertEqual('poweredOn', self._power_state(second))
         third = self._boot_active(host='compute1')
         self.assertEqual(parent, self._parent_of(third))
+
+
+class SizedParentTest(api_base.VCenterAPITestCase):
+    """A root disk larger than the image: vSphere never expands a disk
+    with a parent (patches/0002-child-disks-no-larger-than-parent.patch)."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.api.microversion = '2.74'
+        self.glance.create(
+            None,
+            {
+                'id': IMAGE_ID,
+                'name': 'small',
+                'status': 'active',
+                'disk_format': 'raw',
+                'container_format': 'bare',
+                'size': len(IMAGE),
+                'visibility': 'public',
+                'properties': {},
+            },
+            data=io.BytesIO(IMAGE),
+        )
+        self.flavor = self._flavor('two-gb', 128, disk=2)
+
+    def test_the_clone_of_a_grown_root_has_a_parent_of_that_size(self):
+        server = self._boot_active(image=IMAGE_ID, flavor_id=self.flavor)
+        disk = self._root_disk(server)
+        parent = disk.backing.parent.fileName
+        self.assertTrue(parent.endswith(f'/{IMAGE_ID}.2.vmdk'), parent)
+        self.assertEqual(2 * units.Mi, disk.capacityInKB)
+        # The image's own cached disk stays as it was, for other sizes.
+        small = self._boot_active(
+            image=IMAGE_ID, flavor_id=self._flavor('image-sized', 128, disk=0)
+        )
+        self.assertTrue(
+            self._root_disk(small).backing.parent.fileName.endswith(
+                f'/{IMAGE_ID}.vmdk'
+            )
+        )
+        again = self._boot_active(image=IMAGE_ID, flavor_id=self.flavor)
+        self.assertEqual(
+            parent, self._root_disk(again).backing.parent.fileName
+        )
+
+    def test_vcsim_refuses_a_child_larger_than_its_parent(self):
+        """What a driver growing the delta itself would meet."""
+        server = self._boot_active(
+            image=IMAGE_ID, flavor_id=self._flavor('image-sized', 128, disk=0)
+        )
+        parent = self._root_disk(server).backing.parent.fileName
+        vm = self._vm(server)
+        controller = next(
+            d
+            for d in self._vm_props(server, 'config.hardware.device')[
+                'config.hardware.device'
+            ]
+            if isinstance(d, vim.vm.device.VirtualSCSIController)
+        )
+        datastore_name = parent.split(']')[0][1:]
+        child = vim.vm.device.VirtualDisk(
+            key=-1,
+            controllerKey=controller.key,
+            unitNumber=1,
+            capacityInKB=units.Mi,
+            backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                fileName=f'[{datastore_name}] {server["id"]}/grown.vmdk',
+                diskMode='persistent',
+                parent=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                    fileName=parent, diskMode='persistent'
+                ),
+            ),
+        )
+        spec = vim.vm.ConfigSpec(
+            deviceChange=[
+                vim.vm.device.VirtualDeviceSpec(
+                    operation='add', fileOperation='create', device=child
+                )
+            ]
+        )
+        task = self.admin.invoke(vm, 'ReconfigVM_Task', spec=spec)
+        with self.assertRaises(vc_session.TaskFailed) as caught:
+            self.admin.wait_for_task(task)
+        self.assertIsInstance(
+            caught.exception.fault, vim.fault.InvalidDeviceSpec
+        )
