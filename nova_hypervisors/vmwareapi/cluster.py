@@ -42,7 +42,15 @@ DATASTORE_PATHS = [
     'summary.capacity',
     'summary.freeSpace',
     'summary.accessible',
+    'summary.type',
+    'summary.maintenanceMode',
 ]
+#: Datastore types the driver writes to: VMFS and NFS.  In-tree accepts
+#: vsan too, for streamOptimized images only (ds_util._is_datastore_valid,
+#: get_allowed_datastore_types); this driver copies flat disks and makes
+#: top-level directories with FileManager, neither of which a vSAN or vVol
+#: datastore takes.
+WRITABLE_DATASTORE_TYPES = ('VMFS', 'NFS', 'NFS41')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,7 +203,7 @@ def capacity_from_properties(
     matching = []
     for ref, props in datastores:
         name = props.get('summary.name', '')
-        if not props.get('summary.accessible', True):
+        if not usable_datastore(props):
             continue
         if pattern is not None and not pattern.match(name):
             continue
@@ -210,6 +218,16 @@ def capacity_from_properties(
             )
         )
     return Capacity(hosts=host_capacities, datastores=matching)
+
+
+def usable_datastore(props: dict) -> bool:
+    """Accessible, not in maintenance (it is being evacuated: the emptiest,
+    so it would win every time), and of a type the driver can write."""
+    return (
+        props.get('summary.accessible', True)
+        and props.get('summary.maintenanceMode', 'normal') == 'normal'
+        and props.get('summary.type') in WRITABLE_DATASTORE_TYPES
+    )
 
 
 def best_datastore(capacity: Capacity, needed_bytes: int = 0) -> Datastore:

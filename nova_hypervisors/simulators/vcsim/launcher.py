@@ -96,6 +96,9 @@ def start(
     vms: int = 0,
     use_tls: bool = False,
     agent_vms: int = 1,
+    datastores: int = 1,
+    dc_in_folder: bool = False,
+    nsx_portgroups: int = 0,
     host_memory_mb: int = 4096,
     host_cpus: int = 2,
     username: str = 'user',
@@ -108,6 +111,9 @@ def start(
     cluster stand for what every vCenter 7.0U1+ cluster runs that Nova did
     not create (vSphere Cluster Services' agent VMs).  None of them is
     Nova's: a driver must neither list nor count them as instances.
+    ``datastores`` are each mounted on every host; ``dc_in_folder`` puts
+    the datacenter inside a folder (its inventory path is then not its
+    name); ``nsx_portgroups`` adds NSX-backed distributed port groups.
     """
     binary = vcsim_build.build()
     workdir = tempfile.mkdtemp(prefix='nova-hypervisors-vcsim-')
@@ -116,6 +122,9 @@ def start(
         f'-clusters={clusters}',
         f'-hosts-per-cluster={hosts_per_cluster}',
         f'-vms={vms + agent_vms}',
+        f'-datastores={datastores}',
+        f'-dc-in-folder={str(dc_in_folder).lower()}',
+        f'-nsx-portgroups={nsx_portgroups}',
         f'-host-memory-mb={host_memory_mb}',
         f'-host-cpus={host_cpus}',
         '-listen=127.0.0.1:0',

@@ -143,6 +143,9 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "loopback address to listen on")
 	user := flag.String("username", "user", "login user name")
 	password := flag.String("password", "pass", "login password")
+	datastores := flag.Int("datastores", 1, "datastores, each mounted on every host")
+	dcInFolder := flag.Bool("dc-in-folder", false, "put the datacenter inside a folder, as large vCenters do")
+	nsxPortgroups := flag.Int("nsx-portgroups", 0, "NSX-backed distributed port groups (NSX-T segments on VDS 7)")
 	certFile := flag.String("tls-cert", "", "PEM certificate: serve HTTPS")
 	keyFile := flag.String("tls-key", "", "PEM key of -tls-cert")
 	flag.Parse()
@@ -160,6 +163,11 @@ func main() {
 	model.Cluster = *clusters
 	model.ClusterHost = *hosts
 	model.Machine = *vms
+	model.Datastore = *datastores
+	model.PortgroupNSX = *nsxPortgroups
+	if *dcInFolder {
+		model.Folder = 1
+	}
 	model.Autostart = true
 	if err := model.Create(); err != nil {
 		log.Fatal(err)

@@ -30,10 +30,14 @@ class VCenterAPITestCase(base.NovaAPITestCase):
     external_power_changes = False
     #: Whether the test makes the compute service fail on purpose.
     compute_errors_expected = False
+    #: More vcsim topology (datastores, dc_in_folder, ...).
+    vcsim_options: dict = {}
 
     def setUp(self) -> None:
         super().setUp()
-        self.sim = vcsim_fixture.start(clusters=2, hosts_per_cluster=2)
+        self.sim = vcsim_fixture.start(
+            clusters=2, hosts_per_cluster=2, **self.vcsim_options
+        )
         self.addCleanup(self.sim.stop)
         self.flags(allow_resize_to_same_host=False)
         self.compute1 = self._start_cluster('compute1', 'DC0_C0')

@@ -30,12 +30,21 @@ def vm(on_host, memory_mb, power='poweredOn', cpus=1):
     }
 
 
-def datastore(name, capacity_gb, free_gb, accessible=True):
+def datastore(
+    name,
+    capacity_gb,
+    free_gb,
+    accessible=True,
+    kind='VMFS',
+    maintenance='normal',
+):
     return name, {
         'summary.name': name,
         'summary.capacity': capacity_gb * units.Gi,
         'summary.freeSpace': free_gb * units.Gi,
         'summary.accessible': accessible,
+        'summary.type': kind,
+        'summary.maintenanceMode': maintenance,
     }
 
 
@@ -125,6 +134,25 @@ class TestInventory(unittest.TestCase):
         self.assertEqual(300, inv['DISK_GB']['total'])
         self.assertEqual(80, inv['DISK_GB']['max_unit'])
         self.assertEqual('nova-b', cluster.best_datastore(cap).name)
+
+    def test_datastores_in_maintenance_or_unwritable_are_skipped(self):
+        """The one being evacuated is the emptiest; vSAN and vVol take no
+        flat disks: neither may win."""
+        cap = self.capacity(
+            [host('h0')],
+            datastores=[
+                datastore(
+                    'evacuating', 1000, 999, maintenance='inMaintenance'
+                ),
+                datastore('vsan', 900, 900, kind='vsan'),
+                datastore('vvol', 900, 900, kind='VVOL'),
+                datastore('other', 900, 900, kind='OTHER'),
+                datastore('nfs', 200, 100, kind='NFS41'),
+                datastore('vmfs', 100, 50),
+            ],
+        )
+        self.assertEqual(['nfs', 'vmfs'], [ds.name for ds in cap.datastores])
+        self.assertEqual('nfs', cluster.best_datastore(cap).name)
 
     def test_no_matching_datastore_is_reported_not_a_crash(self):
         cap = self.capacity(
