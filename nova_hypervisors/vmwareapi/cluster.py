@@ -62,6 +62,8 @@ class Node:
     resource_pool: Any
     datacenter: Any
     datacenter_name: str
+    #: The inventory path (``/folder?dcPath=``): the name, inside folders.
+    datacenter_path: str
     vm_folder: Any
     vcenter_uuid: str
     vcenter_version: str
@@ -135,6 +137,7 @@ def find_node(session: vc_session.VCenterSession, cluster_name: str) -> Node:
         resource_pool=props['resourcePool'],
         datacenter=datacenter,
         datacenter_name=dc_props['name'],
+        datacenter_path=dc_props['path'],
         vm_folder=dc_props['vmFolder'],
         vcenter_uuid=content.about.instanceUuid,
         vcenter_version=content.about.version,
@@ -142,12 +145,31 @@ def find_node(session: vc_session.VCenterSession, cluster_name: str) -> Node:
 
 
 def _datacenter_of(session, parent):
+    """The cluster's datacenter, with its inventory path in ``path``.
+
+    ``/folder?dcPath=`` wants the datacenter's inventory path, which is
+    its name only when it sits at the root: large vCenters keep
+    datacenters in folders (govmomi ``object/datastore.go`` builds the
+    path from the datacenter's ancestors; in-tree falls back to
+    ``vim_util.get_inventory_path``).
+    """
     while not isinstance(parent, vim.Datacenter):
         parent = session.properties([parent], type(parent), ['parent'])[
             parent
         ]['parent']
-    props = session.properties([parent], vim.Datacenter, ['name', 'vmFolder'])
-    return parent, props[parent]
+    props = session.properties(
+        [parent], vim.Datacenter, ['name', 'vmFolder', 'parent']
+    )[parent]
+    names = [props['name']]
+    folder = props.get('parent')
+    root = session.content.rootFolder
+    while folder is not None and folder != root:
+        found = session.properties([folder], vim.Folder, ['name', 'parent'])[
+            folder
+        ]
+        names.append(found['name'])
+        folder = found.get('parent')
+    return parent, dict(props, path='/'.join(reversed(names)))
 
 
 def read_capacity(

@@ -37,11 +37,12 @@ class DatastoreFiles:
         self,
         session: vc_session.VCenterSession,
         datacenter: Any,
-        datacenter_name: str,
+        datacenter_path: str,
     ) -> None:
+        """``datacenter_path``: the datacenter's inventory path."""
         self._session = session
         self._datacenter = datacenter
-        self._dc_name = datacenter_name
+        self._dc_path = datacenter_path
 
     def _connection(self) -> http.client.HTTPConnection:
         settings = self._session.settings
@@ -55,7 +56,7 @@ class DatastoreFiles:
     def _url(self, ds_path: str) -> str:
         datastore, relative = split(ds_path)
         query = urllib.parse.urlencode(
-            {'dcPath': self._dc_name, 'dsName': datastore}
+            {'dcPath': self._dc_path, 'dsName': datastore}
         )
         return f'/folder/{urllib.parse.quote(relative)}?{query}'
 

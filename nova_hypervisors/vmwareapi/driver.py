@@ -57,7 +57,7 @@ class VCDriver(driver.ComputeDriver):
             raise exception.InvalidConfiguration(str(error)) from None
         self._session, self._node = session, node
         files = datastore.DatastoreFiles(
-            session, node.datacenter, node.datacenter_name
+            session, node.datacenter, node.datacenter_path
         )
         cache_folder = (
             f'{group.cache_prefix}_base'

@@ -19,6 +19,7 @@ def node() -> cluster.Node:
         resource_pool=None,
         datacenter=None,
         datacenter_name='DC0',
+        datacenter_path='DC0',
         vm_folder=None,
         vcenter_uuid=VCENTER,
         vcenter_version='7.0.0',
