@@ -4,7 +4,9 @@ Each VIF becomes one vmxnet3 card with the port's MAC, backed by the
 network Neutron bound it to: a distributed port group (``vif_type`` dvs, or
 a port group named like the bridge), an NSX opaque network (the binding's
 ``nsx-logical-switch-id``), or a standard port group named like the bridge.
-The datacenter's networks are read once per call, in one round trip.
+Only the cluster's own networks count (``ClusterComputeResource.network``),
+read once per call.  NSX-T segments are found on a VDS 7 as distributed
+port groups with the segment's logical switch uuid, or as opaque networks.
 """
 
 from typing import Any
@@ -20,6 +22,8 @@ NETWORK_PATHS = {
         'name',
         'key',
         'config.distributedVirtualSwitch',
+        'config.backingType',
+        'config.logicalSwitchUuid',
     ],
     vim.OpaqueNetwork: [
         'name',
@@ -37,13 +41,37 @@ def _wanted_names(vif: Any) -> list[str]:
     return [name for name in names if name]
 
 
+def cluster_networks(
+    session: vc_session.VCenterSession, cluster: Any
+) -> dict[Any, dict]:
+    """The networks the cluster's hosts have, with what a NIC needs.
+
+    ``ClusterComputeResource.network`` lists only networks present on the
+    cluster's hosts: a port group of the same name on another cluster's
+    switch, or one this cluster does not have, is never picked.
+    """
+    refs = (
+        session.properties([cluster], vim.ClusterComputeResource, ['network'])[
+            cluster
+        ].get('network')
+        or []
+    )
+    result = {}
+    for kind, paths in NETWORK_PATHS.items():
+        # Exact types: a DVPG or an opaque network is a vim.Network too.
+        wanted = [ref for ref in refs if type(ref) is kind]
+        if wanted:
+            result.update(session.properties(wanted, kind, paths))
+    return result
+
+
 def nic_specs(
-    session: vc_session.VCenterSession, datacenter: Any, network_info: list
+    session: vc_session.VCenterSession, cluster: Any, network_info: list
 ) -> list[vim.vm.device.VirtualDeviceSpec]:
     """Device specs adding one card per VIF, in Nova's order."""
     if not network_info:
         return []
-    networks = session.view_properties(datacenter, NETWORK_PATHS)
+    networks = cluster_networks(session, cluster)
     switch_uuids = _switch_uuids(session, networks)
     specs = []
     for index, vif in enumerate(network_info):
@@ -75,10 +103,32 @@ def _switch_uuids(session, networks) -> dict:
     return {ref: props.get('uuid') for ref, props in found.items()}
 
 
+def _dvs_backing(props: dict, switch_uuids: dict, port_key=None) -> Any:
+    port = vim.dvs.PortConnection(
+        portgroupKey=props['key'],
+        switchUuid=switch_uuids[props['config.distributedVirtualSwitch']],
+    )
+    if port_key:
+        port.portKey = port_key
+    return vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo(
+        port=port
+    )
+
+
 def _backing(vif: Any, networks: dict, switch_uuids: dict) -> Any:
     details = vif.get('details') or {}
     switch_id = details.get('nsx-logical-switch-id')
     if switch_id:
+        # NSX-T segments on a VDS 7 are distributed port groups with the
+        # segment's logical switch uuid (pyVmomi DVPortgroupConfigInfo
+        # logicalSwitchUuid, backingType "nsx", vSphere 7.0); N-VDS ones
+        # are opaque networks.
+        for ref, props in networks.items():
+            if (
+                isinstance(ref, vim.dvs.DistributedVirtualPortgroup)
+                and props.get('config.logicalSwitchUuid') == switch_id
+            ):
+                return _dvs_backing(props, switch_uuids)
         for props in networks.values():
             if props.get('summary.opaqueNetworkId') == switch_id:
                 return (
@@ -96,14 +146,8 @@ def _backing(vif: Any, networks: dict, switch_uuids: dict) -> Any:
             if props.get('name') != name:
                 continue
             if isinstance(ref, vim.dvs.DistributedVirtualPortgroup):
-                port = vim.dvs.PortConnection(
-                    portgroupKey=props['key'],
-                    switchUuid=switch_uuids[
-                        props['config.distributedVirtualSwitch']
-                    ],
-                )
-                return vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo(  # noqa: E501
-                    port=port
+                return _dvs_backing(
+                    props, switch_uuids, details.get('dvs_port_key')
                 )
             if isinstance(ref, vim.OpaqueNetwork):
                 continue

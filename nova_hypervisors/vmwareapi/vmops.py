@@ -184,7 +184,7 @@ class VMOps:
                 self._files.extend_disk(disk_path, flavor.root_gb * units.Mi)
             devices.append(self._disk_spec(disk_path, None))
         devices += network.nic_specs(
-            self._session, self._node.datacenter, network_info
+            self._session, self._node.cluster, network_info
         )
         if configdrive.required_by(instance):
             iso = self._upload_config_drive(

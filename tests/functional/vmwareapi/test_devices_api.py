@@ -171,3 +171,52 @@ class HostChoiceTest(api_base.VCenterAPITestCase):
         host = self._vm_props(server, 'runtime.host')['runtime.host']
         name = self.admin.properties([host], vim.HostSystem, ['name'])[host]
         self.assertEqual(free, name['name'])
+
+
+class NSXSegmentTest(api_base.VCenterAPITestCase):
+    """NSX-T segments on VDS 7 are distributed port groups carrying the
+    segment's logical switch uuid (vcsim's NSX-backed port groups)."""
+
+    vcsim_options = {'nsx_portgroups': 1}
+
+    def test_a_port_bound_to_a_segment_lands_on_its_port_group(self):
+        found = self.admin.view_properties(
+            self.admin.content.rootFolder,
+            {
+                vim.dvs.DistributedVirtualPortgroup: [
+                    'key',
+                    'config.backingType',
+                    'config.logicalSwitchUuid',
+                ]
+            },
+        )
+        (segment,) = [
+            props
+            for props in found.values()
+            if props.get('config.backingType') == 'nsx'
+        ]
+        port = self.neutron._ports[PORT_1]
+        for key, value in (
+            ('binding:vif_type', 'other'),
+            (
+                'binding:vif_details',
+                {'nsx-logical-switch-id': segment['config.logicalSwitchUuid']},
+            ),
+        ):
+            old = port[key]
+            port[key] = value
+            self.addCleanup(port.__setitem__, key, old)
+        server = self._boot_active(networks=[{'port': PORT_1}])
+        devices = self._vm_props(server, 'config.hardware.device')[
+            'config.hardware.device'
+        ]
+        (card,) = [
+            d
+            for d in devices
+            if isinstance(d, vim.vm.device.VirtualEthernetCard)
+        ]
+        self.assertIsInstance(
+            card.backing,
+            vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo,
+        )
+        self.assertEqual(segment['key'], card.backing.port.portgroupKey)
