@@ -180,6 +180,7 @@ class VCDriver(driver.ComputeDriver):
             admin_password,
             network_info,
             power_on=power_on,
+            block_device_info=block_device_info,
         )
 
     @translate

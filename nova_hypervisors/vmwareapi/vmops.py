@@ -19,6 +19,7 @@ from pyVmomi import vim
 
 from nova import exception
 from nova.virt import configdrive
+from nova.virt import driver as virt_driver
 from nova.virt import hardware
 from nova_hypervisors.common import configdrive as config_drive
 from nova_hypervisors.vmwareapi import cluster
@@ -109,8 +110,15 @@ class VMOps:
         admin_password: str,
         network_info: list,
         power_on: bool = True,
+        block_device_info: dict | None = None,
     ) -> None:
         """Create the instance's VM and power it on; undo all on failure."""
+        if not getattr(image_meta, 'id', None):
+            # Boot from volume: refused before anything is created.
+            raise exception.InstanceDeployFailure(
+                reason='booting from a volume needs Cinder volumes, which '
+                'this VMware driver does not attach yet'
+            )
         undo: list[Callable[[], None]] = []
         try:
             self._spawn(
@@ -121,6 +129,7 @@ class VMOps:
                 admin_password,
                 network_info,
                 undo,
+                block_device_info,
             )
             if power_on:
                 self.power_on(instance)
@@ -144,6 +153,7 @@ class VMOps:
         admin_password,
         network_info,
         undo,
+        block_device_info=None,
     ) -> None:
         flavor = instance.flavor
         capacity = cluster.read_capacity(
@@ -183,6 +193,9 @@ class VMOps:
             if grow:
                 self._files.extend_disk(disk_path, flavor.root_gb * units.Mi)
             devices.append(self._disk_spec(disk_path, None))
+        devices += self._extra_disk_specs(
+            instance, datastore.name, block_device_info
+        )
         devices += network.nic_specs(
             self._session, self._node.cluster, network_info
         )
@@ -249,6 +262,61 @@ class VMOps:
             )
         best = max(fitting, key=lambda h: h.memory_mb - h.used_memory_mb)
         return best.ref
+
+    def _extra_disk_specs(
+        self, instance: Any, datastore: str, block_device_info: dict | None
+    ) -> list:
+        """New thin disks for the ephemerals and the swap, as in-tree
+        (``vmops._create_ephemeral`` and ``_create_swap``): the block
+        device mapping's, else the flavor's."""
+        flavor = instance.flavor
+        ephemerals = virt_driver.block_device_info_get_ephemerals(
+            block_device_info
+        )
+        sizes = [int(e.get('size') or 0) for e in ephemerals]
+        if not ephemerals and flavor.ephemeral_gb:
+            sizes = [int(flavor.ephemeral_gb)]
+        swap = virt_driver.block_device_info_get_swap(block_device_info)
+        swap_mb = int((swap or {}).get('swap_size') or flavor.swap or 0)
+        folder = ds_util.path(datastore, instance.uuid)
+        specs = []
+        unit = 1
+        for index, size_gb in enumerate(sizes):
+            if size_gb:
+                specs.append(
+                    self._new_disk_spec(
+                        f'{folder}/ephemeral_{index}.vmdk',
+                        size_gb * units.Mi,
+                        unit,
+                    )
+                )
+                unit += 1
+        if swap_mb:
+            specs.append(
+                self._new_disk_spec(
+                    f'{folder}/swap.vmdk', swap_mb * units.Ki, unit
+                )
+            )
+        return specs
+
+    @staticmethod
+    def _new_disk_spec(disk_path: str, capacity_kb: int, unit: int) -> Any:
+        """An empty thin disk, created with the VM."""
+        disk = vim.vm.device.VirtualDisk(
+            key=ROOT_DISK_KEY - unit,
+            controllerKey=SCSI_KEY,
+            unitNumber=unit,
+            capacityInKB=capacity_kb,
+            capacityInBytes=capacity_kb * units.Ki,
+            backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                fileName=disk_path,
+                diskMode='persistent',
+                thinProvisioned=True,
+            ),
+        )
+        return vim.vm.device.VirtualDeviceSpec(
+            operation='add', fileOperation='create', device=disk
+        )
 
     @staticmethod
     def _scsi_controller_spec() -> Any:

@@ -10,6 +10,7 @@ picks the host of the cluster with the most memory left.
 import os
 import shutil
 
+from nova.tests import fixtures as nova_fixtures
 import pytest
 from pyVmomi import vim
 
@@ -220,3 +221,59 @@ class NSXSegmentTest(api_base.VCenterAPITestCase):
             vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo,
         )
         self.assertEqual(segment['key'], card.backing.port.portgroupKey)
+
+
+class ExtraDisksTest(api_base.VCenterAPITestCase):
+    def test_the_flavors_ephemeral_and_swap_disks_are_created(self):
+        flavor = self.api.post_flavor(
+            {
+                'flavor': {
+                    'name': 'with-extras',
+                    'ram': 128,
+                    'vcpus': 1,
+                    'disk': 1,
+                    'OS-FLV-EXT-DATA:ephemeral': 2,
+                    'swap': 512,
+                }
+            }
+        )['id']
+        server = self._boot_active(flavor_id=flavor)
+        devices = self._vm_props(server, 'config.hardware.device')[
+            'config.hardware.device'
+        ]
+        disks = {
+            d.backing.fileName.rsplit('/', 1)[-1]: d.capacityInKB
+            for d in devices
+            if isinstance(d, vim.vm.device.VirtualDisk)
+        }
+        self.assertEqual(
+            {
+                f'{server["id"]}.vmdk': 1024 * 1024,
+                'ephemeral_0.vmdk': 2 * 1024 * 1024,
+                'swap.vmdk': 512 * 1024,
+            },
+            disks,
+        )
+        self._delete_server(server)
+
+
+class BootFromVolumeTest(api_base.VCenterAPITestCase):
+    compute_errors_expected = True
+
+    def test_an_image_less_boot_fails_cleanly(self):
+        """No volume support yet: ERROR with a reason, nothing created."""
+        self.flags(max_attempts=1, group='scheduler')
+        server = self._build_server(networks='none')
+        server.pop('imageRef', None)
+        server['block_device_mapping_v2'] = [
+            {
+                'boot_index': 0,
+                'uuid': nova_fixtures.CinderFixture.IMAGE_BACKED_VOL,
+                'source_type': 'volume',
+                'destination_type': 'volume',
+            }
+        ]
+        created = self.api.post_server({'server': server})
+        found = self._wait_for_state_change(created, 'ERROR')
+        self.assertTrue(found['fault']['message'])
+        self.assertIsNone(self._vm(found))
