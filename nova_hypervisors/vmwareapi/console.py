@@ -1,7 +1,9 @@
 """Consoles and diagnostics of an instance's VM.
 
-The VNC console is the ESXi host's VNC server on the port spawn put in the
-VM's ``RemoteDisplay.vnc.port``; vCenter itself serves no VNC.
+The MKS console is a ticket from ``AcquireTicket``, as Nova's in-tree driver
+hands out; the VNC console is the ESXi host's VNC server on the port spawn
+put in the VM's ``RemoteDisplay.vnc.port``, before ESXi 7 only (which
+removed it).
 """
 
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 from nova.compute import power_state
 from nova.console import type as console_type
 from nova.objects import diagnostics as nova_diagnostics
+from oslo_serialization import jsonutils
 from pyVmomi import vim
 
 from nova import exception
@@ -25,6 +28,19 @@ DIAGNOSTIC_PATHS = [
     'summary.quickStats.overallCpuUsage',
     'summary.quickStats.guestMemoryUsage',
 ]
+
+
+#: The first ESXi without a built-in VNC server.
+NO_VNC_FROM = (7, 0)
+
+
+def vnc_supported(vcenter_version: str) -> bool:
+    """Whether the hosts behind this vCenter can serve VNC consoles."""
+    try:
+        major_minor = tuple(int(p) for p in vcenter_version.split('.')[:2])
+    except (AttributeError, ValueError):
+        return False
+    return major_minor < NO_VNC_FROM
 
 
 class Console:
@@ -50,6 +66,31 @@ class Console:
             host
         ]['name']
         return console_type.ConsoleVNC(host=host_name, port=port)
+
+    def mks(self, instance: Any) -> console_type.ConsoleMKS:
+        """An MKS ticket for the VM, as in-tree (vmops.get_mks_console):
+        Nova's MKS proxy connects to the ESXi host with it."""
+        vm = lookup.get_vm(self._session, instance)
+        try:
+            ticket = self._session.invoke(
+                vm, 'AcquireTicket', ticketType='mks'
+            )
+        except vim.fault.InvalidPowerState:
+            raise exception.InstanceNotReady(
+                instance_id=instance.uuid
+            ) from None
+        auth = {
+            'ticket': ticket.ticket,
+            'cfgFile': ticket.cfgFile,
+            'thumbprint': (ticket.sslThumbprint or '')
+            .replace(':', '')
+            .lower(),
+        }
+        return console_type.ConsoleMKS(
+            host=ticket.host,
+            port=ticket.port,
+            internal_access_path=jsonutils.dumps(auth),
+        )
 
     def _read(self, instance: Any) -> dict:
         vm = lookup.get_vm(self._session, instance)

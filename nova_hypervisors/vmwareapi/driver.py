@@ -68,7 +68,10 @@ class VCDriver(driver.ComputeDriver):
         spawn_settings = vmops.SpawnSettings(
             datastore_regex=group.datastore_regex,
             use_linked_clone=group.use_linked_clone,
-            vnc_enabled=CONF.vnc.enabled,
+            # ESXi 7 has no VNC server ("use AcquireTicket("webmks")",
+            # vSphere 7.0 release notes): no VNC keys, no port scan there.
+            vnc_enabled=CONF.vnc.enabled
+            and console.vnc_supported(node.vcenter_version),
             vnc_port=group.vnc_port,
             vnc_port_total=group.vnc_port_total,
             vnc_keymap=group.vnc_keymap,
@@ -303,6 +306,10 @@ class VCDriver(driver.ComputeDriver):
     @translate
     def get_vnc_console(self, context, instance):
         return self._console.vnc(instance)
+
+    @translate
+    def get_mks_console(self, context, instance):
+        return self._console.mks(instance)
 
     @translate
     def get_diagnostics(self, instance):

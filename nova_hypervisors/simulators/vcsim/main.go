@@ -19,6 +19,7 @@ import (
 
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/simulator/esx"
+	"github.com/vmware/govmomi/simulator/vpx"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
@@ -146,6 +147,7 @@ func main() {
 	datastores := flag.Int("datastores", 1, "datastores, each mounted on every host")
 	dcInFolder := flag.Bool("dc-in-folder", false, "put the datacenter inside a folder, as large vCenters do")
 	nsxPortgroups := flag.Int("nsx-portgroups", 0, "NSX-backed distributed port groups (NSX-T segments on VDS 7)")
+	version := flag.String("vcenter-version", "7.0.3", "the vCenter version About reports (vcsim's own is 6.5.0)")
 	certFile := flag.String("tls-cert", "", "PEM certificate: serve HTTPS")
 	keyFile := flag.String("tls-key", "", "PEM key of -tls-cert")
 	flag.Parse()
@@ -157,6 +159,11 @@ func main() {
 	esx.HostSystem.Summary.Hardware.MemorySize = *hostMemMB * 1024 * 1024
 	esx.HostSystem.Summary.Hardware.NumCpuThreads = int16(*hostCPUs)
 	esx.HostSystem.Summary.Hardware.NumCpuCores = int16(*hostCPUs)
+
+	// The vCenter release the driver targets (7.0U1+ clusters run vCLS,
+	// ESXi 7 has no VNC server).  The API version stays vcsim's.
+	vpx.ServiceContent.About.Version = *version
+	vpx.ServiceContent.About.FullName = "VMware vCenter Server " + *version + " (vcsim)"
 
 	model := simulator.VPX()
 	model.Host = 0

@@ -140,3 +140,13 @@ class TestTLS(unittest.TestCase):
             )
         self.assertEqual(ssl.CERT_REQUIRED, context.verify_mode)
         self.assertEqual(1, len(context.get_ca_certs()))
+
+
+class TestVNCSupport(unittest.TestCase):
+    def test_esxi_7_and_later_have_no_vnc_server(self):
+        from nova_hypervisors.vmwareapi import console
+
+        self.assertTrue(console.vnc_supported('6.7.0'))
+        self.assertFalse(console.vnc_supported('7.0.3'))
+        self.assertFalse(console.vnc_supported('8.0.2'))
+        self.assertFalse(console.vnc_supported('unknown'))
