@@ -30,6 +30,7 @@ HOST_PATHS = [
     'summary.hardware.numCpuThreads',
     'runtime.connectionState',
     'runtime.inMaintenanceMode',
+    'datastore',
 ]
 VM_PATHS = [
     'runtime.host',
@@ -84,6 +85,8 @@ class HostCapacity:
     used_memory_mb: int = 0
     used_vcpus: int = 0
     ref: Any = None
+    #: The datastores the host mounts (``HostSystem.datastore``).
+    datastores: frozenset = frozenset()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,6 +221,7 @@ def capacity_from_properties(
             used_memory_mb=used_memory.get(ref, 0),
             used_vcpus=used_vcpus.get(ref, 0),
             ref=ref,
+            datastores=frozenset(props.get('datastore') or ()),
         )
         for ref, props in hosts.items()
     ]
@@ -240,6 +244,26 @@ def capacity_from_properties(
             )
         )
     return Capacity(hosts=host_capacities, datastores=matching)
+
+
+def pick_host(
+    capacity: Capacity, memory_mb: int, datastores: list[Datastore]
+) -> HostCapacity | None:
+    """The usable host with the most memory left that mounts every one of
+    ``datastores`` and can hold ``memory_mb``; None when none can.
+
+    vCenter runs a VM only on a host that mounts its datastores
+    (in-tree: vmops._find_esx_host(cluster, datastore)).
+    """
+    fitting = [
+        host
+        for host in capacity.usable_hosts
+        if host.memory_mb - host.used_memory_mb >= memory_mb
+        and all(ds.ref in host.datastores for ds in datastores)
+    ]
+    if not fitting:
+        return None
+    return max(fitting, key=lambda h: h.memory_mb - h.used_memory_mb)
 
 
 def usable_datastore(props: dict) -> bool:

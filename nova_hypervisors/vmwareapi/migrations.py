@@ -246,13 +246,22 @@ class Migrations:
         )[props['resourcePool']].get('owner')
         if pool_owner == node.cluster:
             return
+        # Every datastore of the VM must be one the destination can use;
+        # otherwise the VM moves to the destination's best datastore.
+        usable = {ds.ref: ds for ds in capacity.datastores}
+        current = list(props.get('datastore') or ())
+        if current and all(ref in usable for ref in current):
+            needed = [usable[ref] for ref in current]
+            target = None
+        else:
+            target = cluster.best_datastore(capacity)
+            needed = [target]
         spec = vim.vm.RelocateSpec(
             pool=node.resource_pool,
-            host=self._best_host(capacity, instance.flavor.memory_mb),
+            host=self._best_host(capacity, instance.flavor.memory_mb, needed),
         )
-        usable = {ds.ref for ds in capacity.datastores}
-        if not usable.intersection(props.get('datastore') or ()):
-            spec.datastore = cluster.best_datastore(capacity).ref
+        if target is not None:
+            spec.datastore = target.ref
         LOG.info(
             'Relocating VM of %s into cluster %s',
             instance.uuid,
@@ -262,16 +271,20 @@ class Migrations:
         self._session.wait_for_task(task)
 
     @staticmethod
-    def _best_host(capacity: cluster.Capacity, memory_mb: int) -> Any:
-        hosts = capacity.usable_hosts
-        if not hosts:
+    def _best_host(
+        capacity: cluster.Capacity,
+        memory_mb: int,
+        datastores: list[cluster.Datastore],
+    ) -> Any:
+        if not capacity.usable_hosts:
             raise exception.MigrationPreCheckError(
                 reason='the destination cluster has no usable host'
             )
-        best = max(hosts, key=lambda h: h.memory_mb - h.used_memory_mb)
-        if best.memory_mb - best.used_memory_mb < memory_mb:
+        best = cluster.pick_host(capacity, memory_mb, datastores)
+        if best is None:
             raise exception.MigrationPreCheckError(
-                reason=f'no host of the destination cluster has {memory_mb} '
+                reason=f'no host of the destination cluster that mounts '
+                f'{", ".join(ds.name for ds in datastores)} has {memory_mb} '
                 'MB of memory left'
             )
         return best.ref

@@ -160,7 +160,7 @@ class VMOps:
             self._session, self._node, self._settings.datastore_regex
         )
         datastore = cluster.best_datastore(capacity, flavor.root_gb * units.Gi)
-        host = self._host_for(capacity, flavor.memory_mb)
+        host = self._host_for(capacity, flavor.memory_mb, datastore)
         cached = self._images.fetch(context, image_meta, datastore.name)
 
         uuid = instance.uuid
@@ -235,11 +235,16 @@ class VMOps:
         undo.append(lambda: self._destroy_vm(vm))
         LOG.info('Created VM %s for instance %s', vm._moId, uuid)
 
-    def _host_for(self, capacity: cluster.Capacity, memory_mb: int) -> Any:
+    def _host_for(
+        self,
+        capacity: cluster.Capacity,
+        memory_mb: int,
+        datastore: cluster.Datastore,
+    ) -> Any:
         """None (DRS places the VM) or, with DRS off, the best-fitting host.
 
         The best fit is the usable host with the most memory left that can
-        still hold the flavor.
+        still hold the flavor and mounts the chosen datastore.
         """
         props = self._session.properties(
             [self._node.cluster],
@@ -250,17 +255,12 @@ class VMOps:
         drs = getattr(getattr(config, 'drsConfig', None), 'enabled', False)
         if drs:
             return None
-        fitting = [
-            host
-            for host in capacity.usable_hosts
-            if host.memory_mb - host.used_memory_mb >= memory_mb
-        ]
-        if not fitting:
+        best = cluster.pick_host(capacity, memory_mb, [datastore])
+        if best is None:
             raise exception.ComputeResourcesUnavailable(
-                reason=f'no host of cluster {self._node.cluster_name} has '
-                f'{memory_mb} MB of memory left'
+                reason=f'no host of cluster {self._node.cluster_name} that '
+                f'mounts {datastore.name} has {memory_mb} MB of memory left'
             )
-        best = max(fitting, key=lambda h: h.memory_mb - h.used_memory_mb)
         return best.ref
 
     def _extra_disk_specs(

@@ -99,6 +99,7 @@ def start(
     datastores: int = 1,
     dc_in_folder: bool = False,
     nsx_portgroups: int = 0,
+    unmounted_datastore: str = '',
     host_memory_mb: int = 4096,
     host_cpus: int = 2,
     username: str = 'user',
@@ -113,7 +114,8 @@ def start(
     Nova's: a driver must neither list nor count them as instances.
     ``datastores`` are each mounted on every host; ``dc_in_folder`` puts
     the datacenter inside a folder (its inventory path is then not its
-    name); ``nsx_portgroups`` adds NSX-backed distributed port groups.
+    name); ``nsx_portgroups`` adds NSX-backed distributed port groups;
+    ``unmounted_datastore`` is not mounted on each cluster's first host.
     """
     binary = vcsim_build.build()
     workdir = tempfile.mkdtemp(prefix='nova-hypervisors-vcsim-')
@@ -125,6 +127,7 @@ def start(
         f'-datastores={datastores}',
         f'-dc-in-folder={str(dc_in_folder).lower()}',
         f'-nsx-portgroups={nsx_portgroups}',
+        f'-unmounted-datastore={unmounted_datastore}',
         f'-host-memory-mb={host_memory_mb}',
         f'-host-cpus={host_cpus}',
         '-listen=127.0.0.1:0',

@@ -135,6 +135,41 @@ func (j *sessionJanitor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	j.next.ServeHTTP(w, r)
 }
 
+// unmount takes the named datastore away from the first host of every
+// cluster: real clusters have datastores that not every host mounts.
+func unmount(name string) {
+	var ds *simulator.Datastore
+	for _, obj := range simulator.Map.All("Datastore") {
+		if d := obj.(*simulator.Datastore); d.Name == name {
+			ds = d
+		}
+	}
+	if ds == nil {
+		log.Fatalf("no datastore %s", name)
+	}
+	for _, obj := range simulator.Map.All("ClusterComputeResource") {
+		cluster := obj.(*simulator.ClusterComputeResource)
+		if len(cluster.Host) == 0 {
+			continue
+		}
+		host := simulator.Map.Get(cluster.Host[0]).(*simulator.HostSystem)
+		var kept []types.ManagedObjectReference
+		for _, ref := range host.Datastore {
+			if ref != ds.Self {
+				kept = append(kept, ref)
+			}
+		}
+		simulator.Map.Update(host, []types.PropertyChange{{Name: "datastore", Val: kept}})
+		var mounts []types.DatastoreHostMount
+		for _, mount := range ds.Host {
+			if mount.Key != host.Self {
+				mounts = append(mounts, mount)
+			}
+		}
+		simulator.Map.Update(ds, []types.PropertyChange{{Name: "host", Val: mounts}})
+	}
+}
+
 func main() {
 	clusters := flag.Int("clusters", 1, "clusters in the datacenter")
 	hosts := flag.Int("hosts-per-cluster", 3, "ESXi hosts per cluster")
@@ -147,6 +182,7 @@ func main() {
 	datastores := flag.Int("datastores", 1, "datastores, each mounted on every host")
 	dcInFolder := flag.Bool("dc-in-folder", false, "put the datacenter inside a folder, as large vCenters do")
 	nsxPortgroups := flag.Int("nsx-portgroups", 0, "NSX-backed distributed port groups (NSX-T segments on VDS 7)")
+	unmounted := flag.String("unmounted-datastore", "", "a datastore the first host of every cluster does not mount")
 	version := flag.String("vcenter-version", "7.0.3", "the vCenter version About reports (vcsim's own is 6.5.0)")
 	certFile := flag.String("tls-cert", "", "PEM certificate: serve HTTPS")
 	keyFile := flag.String("tls-key", "", "PEM key of -tls-cert")
@@ -181,6 +217,9 @@ func main() {
 	}
 	defer model.Remove()
 	simulator.Map.AddHandler(relocationFixer{})
+	if *unmounted != "" {
+		unmount(*unmounted)
+	}
 
 	model.Service.Listen = &url.URL{
 		Host: *listen,

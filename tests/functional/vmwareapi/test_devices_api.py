@@ -127,7 +127,29 @@ class DevicesTest(api_base.VCenterAPITestCase):
 
 
 class HostChoiceTest(api_base.VCenterAPITestCase):
-    """Cluster DC0_C0 has DRS off in vcsim: the driver names the host."""
+    """With DRS off in cluster DC0_C0 the driver names the host."""
+
+    vcsim_options = {'datastores': 2, 'unmounted_datastore': 'LocalDS_1'}
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.api.microversion = '2.74'  # boots on a named host
+        found = self.admin.view_properties(
+            self.admin.content.rootFolder,
+            {vim.ClusterComputeResource: ['name']},
+        )
+        (cluster,) = [r for r, p in found.items() if p['name'] == 'DC0_C0']
+        spec = vim.cluster.ConfigSpecEx(
+            drsConfig=vim.cluster.DrsConfigInfo(enabled=False)
+        )
+        self.admin.wait_for_task(
+            self.admin.invoke(
+                cluster,
+                'ReconfigureComputeResource_Task',
+                spec=spec,
+                modify=True,
+            )
+        )
 
     def _hosts(self, cluster_name: str) -> dict:
         found = self.admin.view_properties(
@@ -162,6 +184,29 @@ class HostChoiceTest(api_base.VCenterAPITestCase):
             )
         )
         self.admin.wait_for_task(self.admin.invoke(vm, 'PowerOnVM_Task'))
+
+    def test_drs_off_puts_the_vm_on_a_host_that_mounts_its_datastore(self):
+        """LocalDS_1 is not on the first host of the cluster: even with the
+        most memory left, that host cannot run a VM whose files are there
+        (patches/0007-create-vm-needs-a-host-that-mounts-the-datastore)."""
+        hosts = self._hosts('DC0_C0')
+        (first, (first_ref, pool)), (second, (second_ref, _)) = sorted(
+            hosts.items()
+        )
+        self._memory_hog(second_ref, pool, 3072)
+        # LocalDS_0 in maintenance: the VM's files must go to LocalDS_1.
+        found = self.admin.view_properties(
+            self.admin.content.rootFolder, {vim.Datastore: ['name']}
+        )
+        (local0,) = [r for r, p in found.items() if p['name'] == 'LocalDS_0']
+        self.admin.invoke(local0, 'DatastoreEnterMaintenanceMode')
+        server = self._boot_active(host='compute1')
+
+        host = self._vm_props(server, 'runtime.host')['runtime.host']
+        name = self.admin.properties([host], vim.HostSystem, ['name'])[host]
+        self.assertEqual(second, name['name'])
+        disk = self._root_disk(server).backing.fileName
+        self.assertTrue(disk.startswith('[LocalDS_1] '), disk)
 
     def test_drs_off_puts_the_vm_on_the_host_with_most_memory_left(self):
         hosts = self._hosts('DC0_C0')
