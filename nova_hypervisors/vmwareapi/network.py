@@ -1,6 +1,7 @@
 """Neutron ports as VM network cards.
 
-Each VIF becomes one vmxnet3 card with the port's MAC, backed by the
+Each VIF becomes one card (vmxnet3 unless the image's ``hw_vif_model`` says
+otherwise) with the port's MAC, backed by the
 network Neutron bound it to: a distributed port group (``vif_type`` dvs, or
 a port group named like the bridge), an NSX opaque network (the binding's
 ``nsx-logical-switch-id``), or a standard port group named like the bridge.
@@ -66,7 +67,10 @@ def cluster_networks(
 
 
 def nic_specs(
-    session: vc_session.VCenterSession, cluster: Any, network_info: list
+    session: vc_session.VCenterSession,
+    cluster: Any,
+    network_info: list,
+    card_class: type = vim.vm.device.VirtualVmxnet3,
 ) -> list[vim.vm.device.VirtualDeviceSpec]:
     """Device specs adding one card per VIF, in Nova's order."""
     if not network_info:
@@ -75,7 +79,7 @@ def nic_specs(
     switch_uuids = _switch_uuids(session, networks)
     specs = []
     for index, vif in enumerate(network_info):
-        card = vim.vm.device.VirtualVmxnet3(
+        card = card_class(
             key=-(200 + index),
             addressType='manual',
             macAddress=vif['address'],

@@ -25,6 +25,7 @@ from nova_hypervisors.common import configdrive as config_drive
 from nova_hypervisors.vmwareapi import cluster
 from nova_hypervisors.vmwareapi import datastore as ds_util
 from nova_hypervisors.vmwareapi import events
+from nova_hypervisors.vmwareapi import hardware as vm_hardware
 from nova_hypervisors.vmwareapi import images
 from nova_hypervisors.vmwareapi import lookup
 from nova_hypervisors.vmwareapi import network
@@ -36,6 +37,7 @@ INSTANCE_FOLDER = 'OpenStack'
 SCSI_KEY = -100
 ROOT_DISK_KEY = -101
 CDROM_KEY = -102
+EXTRA_DISK_KEY = -110
 IDE_CONTROLLER_KEY = 200
 VNC_KEY = 'RemoteDisplay.vnc.port'
 VM_PATHS = ['runtime.powerState', 'config.files.vmPathName']
@@ -156,6 +158,12 @@ class VMOps:
         block_device_info=None,
     ) -> None:
         flavor = instance.flavor
+        # What the flavor and image ask for, checked before anything is
+        # created (an unknown adapter or NIC model is ImageUnacceptable).
+        spec = vim.vm.ConfigSpec()
+        vm_hardware.apply(spec, flavor, image_meta)
+        adapter = vm_hardware.adapter_type(image_meta)
+        card_class = vm_hardware.vif_model(image_meta)
         capacity = cluster.read_capacity(
             self._session, self._node, self._settings.datastore_regex
         )
@@ -169,7 +177,13 @@ class VMOps:
         undo.append(lambda: self._files.delete(vm_dir))
 
         disk_path = ds_util.path(datastore.name, uuid, f'{uuid}.vmdk')
-        devices = [self._scsi_controller_spec()]
+        # The root disk on an IDE controller (ESXi has two, keys 200 and
+        # 201) or on a SCSI controller of the image's adapter type; other
+        # disks go on SCSI in any case.
+        devices = [self._scsi_controller_spec(adapter)]
+        root_controller = (
+            IDE_CONTROLLER_KEY if adapter == vm_hardware.IDE else SCSI_KEY
+        )
         image_bytes = image_meta.size if 'size' in image_meta else 0
         image_kb = -(-int(image_bytes or 0) // units.Ki)
         grow = flavor.root_gb * units.Mi > image_kb
@@ -184,7 +198,12 @@ class VMOps:
                 )
                 capacity_kb = flavor.root_gb * units.Mi
             devices.append(
-                self._disk_spec(disk_path, capacity_kb, parent=parent)
+                self._disk_spec(
+                    disk_path,
+                    capacity_kb,
+                    parent=parent,
+                    controller_key=root_controller,
+                )
             )
         else:
             # A full copy, grown after the copy as in-tree does
@@ -192,12 +211,19 @@ class VMOps:
             self._files.copy_disk(cached, disk_path)
             if grow:
                 self._files.extend_disk(disk_path, flavor.root_gb * units.Mi)
-            devices.append(self._disk_spec(disk_path, None))
+            devices.append(
+                self._disk_spec(
+                    disk_path, None, controller_key=root_controller
+                )
+            )
         devices += self._extra_disk_specs(
-            instance, datastore.name, block_device_info
+            instance,
+            datastore.name,
+            block_device_info,
+            first_unit=0 if adapter == vm_hardware.IDE else 1,
         )
         devices += network.nic_specs(
-            self._session, self._node.cluster, network_info
+            self._session, self._node.cluster, network_info, card_class
         )
         if configdrive.required_by(instance):
             iso = self._upload_config_drive(
@@ -208,22 +234,26 @@ class VMOps:
                 network_info,
                 vm_dir,
             )
-            devices.append(self._cdrom_spec(iso))
+            devices.append(
+                self._cdrom_spec(
+                    iso,
+                    IDE_CONTROLLER_KEY + 1
+                    if adapter == vm_hardware.IDE
+                    else IDE_CONTROLLER_KEY,
+                )
+            )
 
-        spec = vim.vm.ConfigSpec(
-            name=uuid,
-            instanceUuid=uuid,
-            guestId='otherGuest64',
-            numCPUs=flavor.vcpus,
-            memoryMB=flavor.memory_mb,
-            annotation=f'name:{instance.display_name}\nuuid:{uuid}',
-            managedBy=lookup.managed_by(),
-            files=vim.vm.FileInfo(
-                vmPathName=ds_util.path(datastore.name, uuid, f'{uuid}.vmx')
-            ),
-            extraConfig=self._extra_config(instance),
-            deviceChange=devices,
+        spec.name = uuid
+        spec.instanceUuid = uuid
+        spec.numCPUs = flavor.vcpus
+        spec.memoryMB = flavor.memory_mb
+        spec.annotation = f'name:{instance.display_name}\nuuid:{uuid}'
+        spec.managedBy = lookup.managed_by()
+        spec.files = vim.vm.FileInfo(
+            vmPathName=ds_util.path(datastore.name, uuid, f'{uuid}.vmx')
         )
+        spec.extraConfig = self._extra_config(instance)
+        spec.deviceChange = devices
         self._states.expect(uuid, 'poweredOff')
         vm = self._run_task(
             self.instance_folder(),
@@ -264,7 +294,11 @@ class VMOps:
         return best.ref
 
     def _extra_disk_specs(
-        self, instance: Any, datastore: str, block_device_info: dict | None
+        self,
+        instance: Any,
+        datastore: str,
+        block_device_info: dict | None,
+        first_unit: int = 1,
     ) -> list:
         """New thin disks for the ephemerals and the swap, as in-tree
         (``vmops._create_ephemeral`` and ``_create_swap``): the block
@@ -280,7 +314,7 @@ class VMOps:
         swap_mb = int((swap or {}).get('swap_size') or flavor.swap or 0)
         folder = ds_util.path(datastore, instance.uuid)
         specs = []
-        unit = 1
+        unit = first_unit
         for index, size_gb in enumerate(sizes):
             if size_gb:
                 specs.append(
@@ -303,7 +337,7 @@ class VMOps:
     def _new_disk_spec(disk_path: str, capacity_kb: int, unit: int) -> Any:
         """An empty thin disk, created with the VM."""
         disk = vim.vm.device.VirtualDisk(
-            key=ROOT_DISK_KEY - unit,
+            key=EXTRA_DISK_KEY - unit,
             controllerKey=SCSI_KEY,
             unitNumber=unit,
             capacityInKB=capacity_kb,
@@ -319,10 +353,8 @@ class VMOps:
         )
 
     @staticmethod
-    def _scsi_controller_spec() -> Any:
-        controller = vim.vm.device.VirtualLsiLogicController(
-            key=SCSI_KEY, busNumber=0, sharedBus='noSharing'
-        )
+    def _scsi_controller_spec(adapter: str) -> Any:
+        controller = vm_hardware.scsi_controller(adapter, SCSI_KEY)
         return vim.vm.device.VirtualDeviceSpec(
             operation='add', device=controller
         )
@@ -334,6 +366,7 @@ class VMOps:
         parent: str | None = None,
         key: int = ROOT_DISK_KEY,
         unit: int = 0,
+        controller_key: int = SCSI_KEY,
     ) -> Any:
         """A root disk: a child of a cached parent (linked clone), or an
         existing full copy (``capacity_kb`` None: as it is)."""
@@ -348,7 +381,7 @@ class VMOps:
             spec.fileOperation = 'create'
         disk = vim.vm.device.VirtualDisk(
             key=key,
-            controllerKey=SCSI_KEY,
+            controllerKey=controller_key,
             unitNumber=unit,
             backing=backing,
         )
@@ -359,10 +392,10 @@ class VMOps:
         return spec
 
     @staticmethod
-    def _cdrom_spec(iso_path: str) -> Any:
+    def _cdrom_spec(iso_path: str, controller_key: int) -> Any:
         cdrom = vim.vm.device.VirtualCdrom(
             key=CDROM_KEY,
-            controllerKey=IDE_CONTROLLER_KEY,
+            controllerKey=controller_key,
             unitNumber=0,
             backing=vim.vm.device.VirtualCdrom.IsoBackingInfo(
                 fileName=iso_path
@@ -375,7 +408,9 @@ class VMOps:
 
     def _extra_config(self, instance: Any) -> list:
         options = [
-            vim.option.OptionValue(key='nvp.vm-uuid', value=instance.uuid)
+            vim.option.OptionValue(key='nvp.vm-uuid', value=instance.uuid),
+            # Stable disk serials in the guest, as in-tree sets.
+            vim.option.OptionValue(key='disk.EnableUUID', value='true'),
         ]
         if self._settings.vnc_enabled:
             port = self._allocate_vnc_port()
