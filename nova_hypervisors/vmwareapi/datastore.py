@@ -16,6 +16,8 @@ from pyVmomi import vim
 from nova_hypervisors.vmwareapi import session as vc_session
 
 LOG = logging.getLogger(__name__)
+#: What the file interface answers a session it does not know.
+UNAUTHENTICATED = (401, 403)
 CHUNK = 1024 * 1024
 
 
@@ -64,20 +66,43 @@ class DatastoreFiles:
         return {'Cookie': self._session.cookie()}
 
     def exists(self, ds_path: str) -> bool:
-        """One HEAD request: whether the file is on the datastore."""
-        connection = self._connection()
-        try:
-            connection.request(
-                'HEAD', self._url(ds_path), headers=self._headers()
-            )
-            response = connection.getresponse()
-            response.read()
-            return response.status == 200
-        finally:
-            connection.close()
+        """One HEAD request: whether the file is on the datastore.
+
+        Only 404 means absent (as rbvmomi's ``Datastore#exists?``); a
+        session vCenter no longer knows (401, 403) logs in again once;
+        anything else is an error, never "not cached".
+        """
+        for attempt in (1, 2):
+            generation = self._session.generation
+            connection = self._connection()
+            try:
+                connection.request(
+                    'HEAD', self._url(ds_path), headers=self._headers()
+                )
+                response = connection.getresponse()
+                response.read()
+            finally:
+                connection.close()
+            if response.status == 200:
+                return True
+            if response.status == 404:
+                return False
+            if response.status in UNAUTHENTICATED and attempt == 1:
+                self._session.relogin(generation)
+                continue
+            break
+        raise OSError(
+            f'vCenter answered HTTP {response.status} {response.reason} '
+            f'for {ds_path}'
+        )
 
     def upload(self, ds_path: str, chunks: Iterable[bytes], size: int) -> None:
-        """Stream ``size`` bytes into ``ds_path``."""
+        """Stream ``size`` bytes into ``ds_path``.
+
+        The stream cannot be sent twice, so the session is made sure of
+        first: a HEAD of the target logs in again if vCenter forgot it.
+        """
+        self.exists(ds_path)
         connection = self._connection()
         try:
             connection.putrequest('PUT', self._url(ds_path))
@@ -99,13 +124,23 @@ class DatastoreFiles:
             connection.close()
 
     def download(self, ds_path: str) -> Iterable[bytes]:
-        """Stream a datastore file's bytes."""
+        """Stream a datastore file's bytes (logging in again on 401)."""
+        generation = self._session.generation
         connection = self._connection()
         try:
             connection.request(
                 'GET', self._url(ds_path), headers=self._headers()
             )
             response = connection.getresponse()
+            if response.status in UNAUTHENTICATED:
+                response.read()
+                connection.close()
+                self._session.relogin(generation)
+                connection = self._connection()
+                connection.request(
+                    'GET', self._url(ds_path), headers=self._headers()
+                )
+                response = connection.getresponse()
             if response.status != 200:
                 response.read()
                 raise OSError(

@@ -34,6 +34,29 @@ TRANSIENT_ERRORS = (
     http.client.RemoteDisconnected,
     http.client.BadStatusLine,
 )
+#: Calls that change nothing in vCenter (reads, and the property
+#: collector's own bookkeeping): the only ones sent again after a dropped
+#: connection.  Anything else (every *_Task, MakeDirectory, UnregisterVM,
+#: ...) may have been carried out before the connection dropped; sending
+#: it again could create a second VM or fail on what the first did.
+SAFE_TO_REPEAT_PREFIXES = (
+    'Retrieve',
+    'ContinueRetrieve',
+    'CancelRetrieve',
+    'Find',
+    'Query',
+    'WaitForUpdates',
+    'CancelWaitForUpdates',
+    'CreateFilter',
+    'CreateContainerView',
+    'CreatePropertyCollector',
+    'DestroyPropertyCollector',
+    'DestroyView',
+    'CurrentTime',
+    'AcquireTicket',
+)
+#: Seconds a cancelled task gets to end before cleanup goes on.
+CANCEL_GRACE_SECONDS = 30.0
 TASK_DONE = ('success', 'error')
 TASK_PATHS = ['info.state', 'info.error', 'info.result', 'info.descriptionId']
 #: Longest single WaitForUpdatesEx long-poll; the deadline is checked between.
@@ -188,6 +211,10 @@ class VCenterSession:
                 LOG.info('vCenter session expired; logging in again')
                 self._login()
 
+    def relogin(self, seen_generation: int) -> None:
+        """Log in again after the HTTP file interface answered 401."""
+        self._relogin(seen_generation)
+
     def cookie(self) -> str:
         """The session cookie, for vCenter's HTTP file interface."""
         raw = getattr(self._stub, 'cookie', '') or ''
@@ -221,7 +248,7 @@ class VCenterSession:
                     raise
                 self._relogin(generation)
             except TRANSIENT_ERRORS:
-                if attempts_left <= 0:
+                if attempts_left <= 0 or not safe_to_repeat(method):
                     raise
                 LOG.debug('vCenter dropped the connection; retrying once')
                 self._stub.DropConnections()
@@ -250,10 +277,11 @@ class VCenterSession:
                 deadline,
             )
             if state is None:
+                self._cancel(task)
                 raise TaskTimeout(
                     f'task {task._moId} did not finish within '
                     f'{self.settings.operation_timeout}s '
-                    '([vmware] operation_timeout)'
+                    '([vmware] operation_timeout) and was cancelled'
                 )
             info = self._task_info(task)
         if info.get('info.state') == 'error':
@@ -265,6 +293,25 @@ class VCenterSession:
             name = info.get('info.descriptionId') or str(task)
             raise TaskFailed(name, fault, message)
         return info.get('info.result')
+
+    def _cancel(self, task: vim.Task) -> None:
+        """Cancel a task that overran, and give it a moment to end.
+
+        Cleanup after a timeout must not delete what a task still running
+        is writing (a copy into a directory being removed).
+        """
+        try:
+            self.invoke(task, 'CancelTask')
+        except Exception:  # noqa: BLE001 - not cancelable, or done already
+            LOG.debug('Task %s could not be cancelled', task, exc_info=True)
+            return
+        self._watch(
+            task,
+            vim.Task,
+            'info.state',
+            lambda value: value in TASK_DONE,
+            time.monotonic() + CANCEL_GRACE_SECONDS,
+        )
 
     def _task_info(self, task: vim.Task) -> dict:
         # Only these fields: vcsim reports non-entity objects (FileManager)
@@ -426,6 +473,13 @@ def view_filter(view: Any, wanted: dict[type, list[str]]) -> Any:
 def as_dict(content: Any) -> dict[str, Any]:
     """ObjectContent as {path: value}; unset properties are absent."""
     return {prop.name: prop.val for prop in content.propSet or ()}
+
+
+def safe_to_repeat(method: str) -> bool:
+    """Whether ``method`` may be sent again after a dropped connection."""
+    return method.startswith(SAFE_TO_REPEAT_PREFIXES) and not method.endswith(
+        '_Task'
+    )
 
 
 def is_unreachable(error: BaseException) -> bool:

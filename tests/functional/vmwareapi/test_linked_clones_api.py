@@ -132,3 +132,19 @@ class SizedParentTest(api_base.VCenterAPITestCase):
         self.assertIsInstance(
             caught.exception.fault, vim.fault.InvalidDeviceSpec
         )
+
+
+class FileSessionTest(api_base.VCenterAPITestCase):
+    """vCenter's /folder interface needs a live session
+    (patches/0009-folder-needs-a-session.patch)."""
+
+    def test_an_expired_session_logs_in_again_and_is_not_absent(self):
+        server = self._boot_active()
+        disk = self._root_disk(server).backing.fileName
+        files = datastore.DatastoreFiles(self.admin, None, 'DC0')
+        self.assertTrue(files.exists(disk))
+        generation = self.admin.generation
+        self.assertGreater(self.sim.expire_sessions(), 0)
+        self.assertTrue(files.exists(disk))
+        self.assertEqual(generation + 1, self.admin.generation)
+        self.assertFalse(files.exists(disk + '.missing'))

@@ -43,6 +43,29 @@ class TestRetryPolicy(unittest.TestCase):
             vim.fault.NotAuthenticated, session.invoke, target, 'Destroy_Task'
         )
 
+    def test_a_read_is_sent_again_after_a_dropped_connection(self):
+        session = make_session()
+        target = mock.Mock()
+        target.RetrievePropertiesEx.side_effect = [
+            ConnectionResetError(),
+            'result',
+        ]
+        self.assertEqual(
+            'result', session.invoke(target, 'RetrievePropertiesEx')
+        )
+
+    def test_a_task_is_never_sent_twice_after_a_dropped_connection(self):
+        """CreateVM_Task may have run before the connection dropped."""
+        session = make_session()
+        target = mock.Mock()
+        target.CreateVM_Task.side_effect = [ConnectionResetError(), 'task']
+        self.assertRaises(
+            ConnectionResetError, session.invoke, target, 'CreateVM_Task'
+        )
+        self.assertEqual(1, target.CreateVM_Task.call_count)
+        self.assertFalse(vc_session.safe_to_repeat('MakeDirectory'))
+        self.assertFalse(vc_session.safe_to_repeat('UnregisterVM'))
+
     def test_wrong_credentials_name_the_options(self):
         session = make_session()
         session.content.sessionManager.Login.side_effect = (
@@ -150,3 +173,20 @@ class TestVNCSupport(unittest.TestCase):
         self.assertFalse(console.vnc_supported('7.0.3'))
         self.assertFalse(console.vnc_supported('8.0.2'))
         self.assertFalse(console.vnc_supported('unknown'))
+
+
+class TestTaskTimeout(unittest.TestCase):
+    def test_a_task_that_overran_is_cancelled_first(self):
+        session = make_session()
+        task = mock.Mock()
+        states = iter([{'info.state': 'running'}])
+        with (
+            mock.patch.object(
+                session, '_task_info', side_effect=lambda t: next(states)
+            ),
+            mock.patch.object(session, '_watch', return_value=None),
+        ):
+            with self.assertRaises(vc_session.TaskTimeout) as caught:
+                session.wait_for_task(task)
+        task.CancelTask.assert_called_once_with()
+        self.assertIn('cancelled', str(caught.exception))
