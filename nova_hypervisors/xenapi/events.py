@@ -171,6 +171,10 @@ class EventWatcher:
                 self._reconnect(None)
                 delay = self._pause(delay)
             except Exception:
+                if self._stopped.is_set():
+                    # stop() closed the connection under event.from; over
+                    # TLS that is a ValueError from the closed socket.
+                    break
                 LOG.exception('XenAPI event watcher failed; restarting')
                 self._conn = None
                 delay = self._pause(delay)
