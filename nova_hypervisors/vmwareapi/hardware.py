@@ -57,16 +57,10 @@ DEFAULT_VIF_MODEL = 'vmxnet3'
 SHARES_LEVELS = ('low', 'normal', 'high', 'custom')
 
 
-def _props(image_meta: Any) -> Any:
-    try:
-        return image_meta.properties
-    except (AttributeError, NotImplementedError):
-        return None
-
-
 def _prop(image_meta: Any, name: str) -> Any:
-    props = _props(image_meta)
-    return props.get(name) if props is not None else None
+    if 'properties' not in image_meta:
+        return None
+    return image_meta.properties.get(name)
 
 
 def guest_id(image_meta: Any) -> str:

@@ -204,16 +204,13 @@ class VCenterSession:
             self.settings.username,
         )
 
-    def _relogin(self, seen_generation: int) -> None:
-        """Log in again unless another thread already did."""
+    def relogin(self, seen_generation: int) -> None:
+        """Log in again unless another thread already did (an expired
+        session: NotAuthenticated, or the file interface's 401)."""
         with self._lock:
             if self._generation == seen_generation:
                 LOG.info('vCenter session expired; logging in again')
                 self._login()
-
-    def relogin(self, seen_generation: int) -> None:
-        """Log in again after the HTTP file interface answered 401."""
-        self._relogin(seen_generation)
 
     def cookie(self) -> str:
         """The session cookie, for vCenter's HTTP file interface."""
@@ -246,7 +243,7 @@ class VCenterSession:
             except vim.fault.NotAuthenticated:
                 if attempts_left <= 0:
                     raise
-                self._relogin(generation)
+                self.relogin(generation)
             except TRANSIENT_ERRORS:
                 if attempts_left <= 0 or not safe_to_repeat(method):
                     raise

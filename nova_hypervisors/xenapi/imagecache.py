@@ -134,14 +134,10 @@ def clone_base(
     lookup and the clone (HANDLE_INVALID): the base is then found or
     imported again, once.
     """
-    for attempt in (1, 2):
-        base = base_vdi(session, importer, context, image_meta, sr_ref)
-        try:
-            vdi_ref = session.call_xenapi('VDI.clone', base, {})
-        except exception.NotFound:
-            if attempt == 2:
-                raise
-            LOG.info('Cached image %s vanished; fetching again', image_meta.id)
-            continue
-        return vdi_ref
-    raise AssertionError('not reached')
+    base = base_vdi(session, importer, context, image_meta, sr_ref)
+    try:
+        return session.call_xenapi('VDI.clone', base, {})
+    except exception.NotFound:
+        LOG.info('Cached image %s vanished; fetching again', image_meta.id)
+    base = base_vdi(session, importer, context, image_meta, sr_ref)
+    return session.call_xenapi('VDI.clone', base, {})

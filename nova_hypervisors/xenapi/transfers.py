@@ -75,9 +75,6 @@ class Transfers:
             )
         return session.call_xenapi('host.get_address', hosts[0])
 
-    def _sr_of(self, vdi_ref: str) -> str:
-        return self._session.call_xenapi('VDI.get_SR', vdi_ref)
-
     def _new_task(self, what: str, vdi_ref: str) -> str:
         return self._session.call_xenapi(
             'task.create', 'Nova %s' % what, vdi_ref
@@ -140,9 +137,9 @@ class Transfers:
         )
         return created[0]
 
-    def upload_bytes(self, vdi_ref: str, data: bytes) -> None:
-        """Write small contents (a config drive) into a VDI."""
-        sink = self._put(vdi_ref, self._sr_of(vdi_ref), 'raw', len(data))
+    def upload_bytes(self, vdi_ref: str, sr_ref: str, data: bytes) -> None:
+        """Write small contents (a config drive) into a VDI on ``sr_ref``."""
+        sink = self._put(vdi_ref, sr_ref, 'raw', len(data))
         try:
             sink.write(data)
         except BaseException:
@@ -197,7 +194,9 @@ class Transfers:
         self._settle(task, 'export_raw_vdi')
 
     def _get(self, vdi_ref: str, disk_format: str, task: str):
-        address = self.host_with_sr(self._sr_of(vdi_ref))
+        address = self.host_with_sr(
+            self._session.call_xenapi('VDI.get_SR', vdi_ref)
+        )
         path = '/export_raw_vdi?' + self._query(vdi_ref, disk_format, task)
         for _ in range(MAX_REDIRECTS + 1):
             conn = self._session.http_connection(
@@ -236,11 +235,18 @@ class Transfers:
 
     # -- tasks -------------------------------------------------------------
 
-    def _settle(self, task: str, what: str, aborted: bool = False) -> None:
+    def _settle(
+        self,
+        task: str,
+        what: str,
+        aborted: bool = False,
+        broken: bool = False,
+    ) -> None:
         """Await the task and raise its failure; destroy it in any case.
 
         After an abort the caller's own error says more than the task's,
-        which is then only awaited (briefly) so that it is destroyed.
+        which is then only awaited (briefly) so that it is destroyed.  A
+        connection xapi broke off ends briefly too: its task says why.
         """
         try:
             events.await_task(
@@ -248,25 +254,12 @@ class Transfers:
                 self._watcher,
                 task,
                 what,
-                ABORTED_TASK_TIMEOUT if aborted else None,
+                ABORTED_TASK_TIMEOUT if (aborted or broken) else None,
             )
         except exception.NovaException:
             if not aborted:
                 raise
             LOG.debug('%s ended in failure after an abort', what)
-
-    def _settle_broken(self, task: str) -> None:
-        """The task of a transfer whose connection xapi closed: raises."""
-        events.await_task(
-            self._session,
-            self._watcher,
-            task,
-            'import_raw_vdi',
-            ABORTED_TASK_TIMEOUT,
-        )
-        raise exception.StorageError(
-            reason='import_raw_vdi closed the connection early'
-        )
 
     def _forget_task(self, task: str) -> None:
         with contextlib.suppress(exception.NovaException):
@@ -304,8 +297,7 @@ class _PutSink:
         except OSError:
             # xapi closes the connection when the import fails; the
             # task says why.
-            self._finish(aborted=False, broken=True)
-            raise  # not reached: the task's failure was raised
+            raise self._broken() from None
 
     def close(self) -> None:
         if self._sent != self._expected:
@@ -319,8 +311,7 @@ class _PutSink:
             response = self._conn.getresponse()
             body = response.read()
         except (OSError, http.client.HTTPException):
-            self._finish(aborted=False, broken=True)
-            raise  # not reached: the task's failure was raised
+            raise self._broken() from None
         if response.status != 200:
             self._finish(aborted=True)
             raise exception.StorageError(
@@ -338,18 +329,20 @@ class _PutSink:
         self._finish(aborted=True)
 
     def _finish(self, aborted: bool, broken: bool = False) -> None:
-        """Close the connection, then settle the task (once).
-
-        xapi closes the connection of an import that failed, with the
-        reason on the task: a broken connection raises that reason.
-        """
+        """Close the connection, then settle the task (once)."""
         if self._done:
             return
         self._done = True
         self._conn.close()
-        if broken:
-            self._transfers._settle_broken(self._task)
-        else:
-            self._transfers._settle(
-                self._task, 'import_raw_vdi', aborted=aborted
-            )
+        self._transfers._settle(
+            self._task, 'import_raw_vdi', aborted=aborted, broken=broken
+        )
+
+    def _broken(self) -> Exception:
+        """xapi closed the connection of a failed import, with the reason on
+        the task: settling raises that reason; this error is for a task
+        that says nothing went wrong."""
+        self._finish(aborted=False, broken=True)
+        return exception.StorageError(
+            reason='import_raw_vdi closed the connection early'
+        )

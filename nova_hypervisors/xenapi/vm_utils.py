@@ -111,10 +111,8 @@ def check_image(image_meta, allow_pv: bool) -> None:
             reason='container format %r is not supported: XenServer '
             'imports bare raw or VHD images only' % container,
         )
-    try:
-        vm_mode = image_meta.properties.get('hw_vm_mode')
-    except (AttributeError, NotImplementedError):
-        vm_mode = None
+    props = image_meta.properties if 'properties' in image_meta else None
+    vm_mode = props.get('hw_vm_mode') if props is not None else None
     if vm_mode == 'xen' and not allow_pv:
         raise exception.ImageUnacceptable(
             image_id=image_id,

@@ -321,7 +321,7 @@ class VMOps:
             disks.instance_disk_config(instance.uuid, 'configdrive'),
         )
         undo.add('config drive', lambda: disks.destroy_vdi(session, vdi))
-        self._transfers.upload_bytes(vdi, data)
+        self._transfers.upload_bytes(vdi, sr_ref, data)
         vbd = disks.create_vbd(
             session, vm_ref, vdi, CONFIG_DRIVE_DEVICE, read_only=True
         )

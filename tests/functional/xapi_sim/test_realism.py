@@ -143,7 +143,7 @@ def test_import_answers_200_before_reading_and_fails_on_the_task(sim, session):
     assert head.startswith(b'HTTP/1.1 200')
     sock.sendall(b'x' * 1000)
     sock.close()  # a truncated upload
-    _wait_until_done(xapi, task)
+    _until(lambda: xapi.task.get_status(task) != 'pending')
     assert xapi.task.get_status(task) == 'failure'
     assert xapi.task.get_error_info(task)[0] == 'IMPORT_ERROR_PREMATURE_EOF'
 
@@ -170,13 +170,6 @@ def test_transfers_of_another_hosts_local_sr_are_redirected(pooled):
     sock.sendall(b'data')
     sock.close()
     assert head.startswith(b'HTTP/1.1 200')
-
-
-def _wait_until_done(xapi, task, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while xapi.task.get_status(task) == 'pending':
-        assert time.monotonic() < deadline, 'task still pending'
-        time.sleep(0.02)
 
 
 def test_a_local_storage_pool_has_no_shared_sr(tmp_path):
