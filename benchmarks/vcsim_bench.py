@@ -3,15 +3,17 @@
 Prints, per inventory: driver start-up (init_host), get_available_resource,
 update_provider_tree, list_instances, the power-state sync (get_num_instances
 plus get_info of every instance), spawn (first, which caches the image on the
-datastore, then with the image cached) and destroy, as wall time and HTTP
-round trips (every request on the wire, SOAP and /folder alike: counted at
-``http.client.HTTPConnection.putrequest``, which every request goes through;
-the power-state watch's long-polls run in their own thread and are not
-counted: they are one standing request, not work per operation).
+datastore, then with the image cached) and destroy, as wall time, HTTP round
+trips and bytes received (every request on the wire, SOAP and /folder alike:
+requests counted at ``http.client.HTTPConnection.putrequest``, bytes at
+``socket.SocketIO.readinto``, which every response is read through, TLS
+included; the power-state watch's long-polls run in their own thread and are
+not counted: they are one standing request, not work per operation).
 
-A summary then divides each operation's round trips at the largest inventory
-by those at the smallest: periodic work must stay at 1.0 (constant), while
-the power-state sync's wall time may grow with the data vCenter sends.
+A summary then divides each operation's round trips and bytes at the
+largest inventory by those at the smallest: spawn and the periodic work
+must stay at 1.0 (constant), while the power-state sync's wall time may
+grow with the number of instances it is asked about.
 
     python benchmarks/vcsim_bench.py [--sizes 4,400,3000]
 """
@@ -21,6 +23,7 @@ import nova.tests.functional  # noqa: F401,I001 - Nova's monkey patching first
 import argparse
 import contextlib
 import http.client
+import socket
 import threading
 import time
 from unittest import mock
@@ -39,6 +42,7 @@ from nova_hypervisors.vmwareapi import VCDriver
 
 CONF = cfg.CONF
 REQUESTS = [0]
+RECEIVED = [0]
 #: What Glance serves for the benchmark's image: 1 MiB of raw disk.
 IMAGE_BYTES = b'\0' * (1024 * 1024)
 PERIODIC = (
@@ -47,11 +51,14 @@ PERIODIC = (
     'list_instances',
     'power-state sync',
 )
+#: What must cost the same whatever the VM count, in requests and bytes.
+CONSTANT = ('get_available_resource', 'update_provider_tree', 'spawn')
 
 
 @contextlib.contextmanager
 def measured(label: str, results: dict):
     original = http.client.HTTPConnection.putrequest
+    original_read = socket.SocketIO.readinto
     caller = threading.get_ident()
 
     def counting(self, *args, **kwargs):
@@ -59,12 +66,21 @@ def measured(label: str, results: dict):
             REQUESTS[0] += 1
         return original(self, *args, **kwargs)
 
-    REQUESTS[0] = 0
-    with mock.patch.object(http.client.HTTPConnection, 'putrequest', counting):
+    def reading(self, buffer):
+        count = original_read(self, buffer)
+        if count and threading.get_ident() == caller:
+            RECEIVED[0] += count
+        return count
+
+    REQUESTS[0] = RECEIVED[0] = 0
+    with (
+        mock.patch.object(http.client.HTTPConnection, 'putrequest', counting),
+        mock.patch.object(socket.SocketIO, 'readinto', reading),
+    ):
         start = time.perf_counter()
         yield
         elapsed = time.perf_counter() - start
-    results[label] = (elapsed * 1000, REQUESTS[0])
+    results[label] = (elapsed * 1000, REQUESTS[0], RECEIVED[0])
 
 
 def fake_download(self, context, image_id, data=None, **kwargs):
@@ -136,33 +152,39 @@ def bench(total_vms: int) -> dict:
             driver.destroy(ctx, instance, [])
         driver.cleanup_host('bench')
     print(f'\n== vcsim with {total_vms} VMs ==')
-    print(f'{"operation":32} {"wall ms":>10} {"HTTP requests":>14}')
-    for label, (ms, requests) in results.items():
-        print(f'{label:32} {ms:10.1f} {requests:14d}')
+    print(
+        f'{"operation":32} {"wall ms":>10} {"HTTP requests":>14} '
+        f'{"bytes received":>15}'
+    )
+    for label, (ms, requests, received) in results.items():
+        print(f'{label:32} {ms:10.1f} {requests:14d} {received:15d}')
     return results
 
 
 def summary(by_size: dict[int, dict]) -> None:
     sizes = sorted(by_size)
     small, large = sizes[0], sizes[-1]
-    print(f'\n== round trips and wall time, {large} VMs vs {small} VMs ==')
+    print(f'\n== {large} VMs vs {small} VMs ==')
     print(
-        f'{"operation":32} {"requests":>9} {"ratio":>6} '
-        f'{"wall ms":>9} {"ratio":>6}'
+        f'{"operation":32} {"requests":>11} {"ratio":>6} '
+        f'{"bytes":>17} {"ratio":>6} {"wall ms":>9} {"ratio":>6}'
     )
     for label in by_size[small]:
-        ms_s, req_s = by_size[small][label]
-        ms_l, req_l = by_size[large][label]
+        ms_s, req_s, bytes_s = by_size[small][label]
+        ms_l, req_l, bytes_l = by_size[large][label]
         marker = ' (periodic)' if label in PERIODIC else ''
         print(
-            f'{label:32} {req_s:>4}->{req_l:<4} {req_l / max(req_s, 1):6.2f} '
+            f'{label:32} {req_s:>5}->{req_l:<5} {req_l / max(req_s, 1):6.2f} '
+            f'{bytes_s:>8}->{bytes_l:<8} {bytes_l / max(bytes_s, 1):6.2f} '
             f'{ms_l:9.1f} {ms_l / max(ms_s, 0.001):6.2f}{marker}'
         )
-    constant = all(
-        by_size[large][label][1] == by_size[small][label][1]
-        for label in PERIODIC
-    )
-    print(f'periodic round trips constant: {constant}')
+    for label in CONSTANT:
+        requests = {by_size[size][label][1] for size in sizes}
+        received = [by_size[size][label][2] for size in sizes]
+        print(
+            f'{label}: requests constant: {len(requests) == 1}; bytes '
+            f'{large}/{small} VMs: {received[-1] / max(received[0], 1):.2f}'
+        )
 
 
 def main() -> None:

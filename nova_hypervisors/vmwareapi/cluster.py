@@ -1,12 +1,17 @@
 """The vCenter cluster as one Nova node: where it is and what it can take.
 
-Capacity is read in one PropertyCollector round trip (hosts, VMs and
-datastores of the cluster together) and turned into Nova's resources by pure
-functions, so the arithmetic is tested without a wire.  ``max_unit`` is what
+Capacity is read in one PropertyCollector round trip (the cluster's DRS
+flag, its hosts and datastores together) and turned into Nova's resources by
+pure functions, so the arithmetic is tested without a wire.  What the hosts'
+running VMs hold comes from the power-state watch, which follows every VM of
+the cluster anyway (:meth:`.events.PowerStates.host_usage`), so neither spawn
+nor the periodic reports read a single VM; only before the watch's first
+snapshot are the VMs read as well.  ``max_unit`` is what
 the largest single host can still take, never the cluster total: Placement
 must not offer the cluster for a flavor that no host can run.
 """
 
+from collections.abc import Iterable
 import dataclasses
 import logging
 import re
@@ -24,6 +29,14 @@ from nova_hypervisors.vmwareapi import session as vc_session
 LOG = logging.getLogger(__name__)
 
 HYPERVISOR_TYPE = 'VMware vCenter Server'
+#: The cluster's DRS flag.  The deprecated ``configuration`` is read rather
+#: than ``configurationEx``: a path must be valid for a property's declared
+#: type (``configuration`` is a ClusterConfigInfo, which has drsConfig;
+#: ``configurationEx`` is the base ComputeResourceConfigInfo, which has not),
+#: and the whole ``configurationEx`` carries every per-VM DRS and HA
+#: override and every VM group, which grows with the VM count.  vCenter 7
+#: and 8 still serve ``configuration`` (vSphere API, ClusterComputeResource).
+CLUSTER_PATHS = ['configuration.drsConfig.enabled']
 HOST_PATHS = [
     'name',
     'summary.hardware.memorySize',
@@ -105,6 +118,8 @@ class Capacity:
 
     hosts: list[HostCapacity]
     datastores: list[Datastore]
+    #: Whether DRS places new VMs (else the client must name a host).
+    drs_enabled: bool = True
 
     @property
     def usable_hosts(self) -> list[HostCapacity]:
@@ -175,41 +190,63 @@ def _datacenter_of(session, parent):
     return parent, dict(props, path='/'.join(reversed(names)))
 
 
+Usage = dict[Any, tuple[int, int]]
+
+
 def read_capacity(
-    session: vc_session.VCenterSession, node: Node, datastore_regex: str
+    session: vc_session.VCenterSession,
+    node: Node,
+    datastore_regex: str | None,
+    usage: Usage | None = None,
 ) -> Capacity:
-    """Hosts, VMs and datastores of the cluster in one round trip."""
-    found = inventory.read_cluster(
-        session,
-        node.cluster,
-        {
-            vim.HostSystem: HOST_PATHS,
-            vim.VirtualMachine: VM_PATHS,
-            vim.Datastore: DATASTORE_PATHS,
-        },
+    """The DRS flag, hosts and datastores of the cluster in one round trip.
+
+    ``usage`` is what the running VMs hold per host (:func:`host_usage`),
+    as the power-state watch knows it; without it, the same request reads
+    the cluster's VMs too.
+    """
+    wanted = {
+        vim.ClusterComputeResource: CLUSTER_PATHS,
+        vim.HostSystem: HOST_PATHS,
+        vim.Datastore: DATASTORE_PATHS,
+    }
+    if usage is None:
+        wanted[vim.VirtualMachine] = VM_PATHS
+    found = inventory.read_cluster(session, node.cluster, wanted)
+    if usage is None:
+        usage = host_usage(found[vim.VirtualMachine].values())
+    capacity = capacity_from_properties(
+        found[vim.HostSystem],
+        usage,
+        list(found[vim.Datastore].items()),
+        datastore_regex,
     )
-    hosts = found[vim.HostSystem]
-    vms = list(found[vim.VirtualMachine].values())
-    datastores = list(found[vim.Datastore].items())
-    return capacity_from_properties(hosts, vms, datastores, datastore_regex)
+    own = found[vim.ClusterComputeResource].get(node.cluster, {})
+    return dataclasses.replace(
+        capacity,
+        drs_enabled=bool(own.get('configuration.drsConfig.enabled')),
+    )
 
 
-def capacity_from_properties(
-    hosts: dict, vms: list[dict], datastores: list, datastore_regex: str
-) -> Capacity:
-    """Pure: PropertyCollector results to :class:`Capacity`."""
-    used_memory: dict[Any, int] = {}
-    used_vcpus: dict[Any, int] = {}
+def host_usage(vms: Iterable[dict]) -> Usage:
+    """Pure: {host: (memory MB, vCPUs)} the powered-on VMs hold."""
+    usage: dict[Any, tuple[int, int]] = {}
     for vm in vms:
         host = vm.get('runtime.host')
         if host is None or vm.get('runtime.powerState') != 'poweredOn':
             continue
-        used_memory[host] = used_memory.get(host, 0) + (
-            vm.get('summary.config.memorySizeMB') or 0
+        memory, vcpus = usage.get(host, (0, 0))
+        usage[host] = (
+            memory + (vm.get('summary.config.memorySizeMB') or 0),
+            vcpus + (vm.get('summary.config.numCpu') or 0),
         )
-        used_vcpus[host] = used_vcpus.get(host, 0) + (
-            vm.get('summary.config.numCpu') or 0
-        )
+    return usage
+
+
+def capacity_from_properties(
+    hosts: dict, usage: Usage, datastores: list, datastore_regex: str | None
+) -> Capacity:
+    """Pure: PropertyCollector results to :class:`Capacity`."""
     host_capacities = [
         HostCapacity(
             name=props.get('name') or str(ref),
@@ -218,8 +255,8 @@ def capacity_from_properties(
             cpus=props.get('summary.hardware.numCpuThreads') or 0,
             usable=props.get('runtime.connectionState') == 'connected'
             and not props.get('runtime.inMaintenanceMode'),
-            used_memory_mb=used_memory.get(ref, 0),
-            used_vcpus=used_vcpus.get(ref, 0),
+            used_memory_mb=usage.get(ref, (0, 0))[0],
+            used_vcpus=usage.get(ref, (0, 0))[1],
             ref=ref,
             datastores=frozenset(props.get('datastore') or ()),
         )

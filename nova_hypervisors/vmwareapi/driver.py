@@ -17,6 +17,7 @@ from nova_hypervisors.vmwareapi import errors
 from nova_hypervisors.vmwareapi import events
 from nova_hypervisors.vmwareapi import guest_disks
 from nova_hypervisors.vmwareapi import images
+from nova_hypervisors.vmwareapi import lookup
 from nova_hypervisors.vmwareapi import migrations
 from nova_hypervisors.vmwareapi import resources
 from nova_hypervisors.vmwareapi import session as vc_session
@@ -77,7 +78,7 @@ class VCDriver(driver.ComputeDriver):
             vnc_keymap=group.vnc_keymap,
         )
         self._resources = resources.ClusterResources(
-            session, node, group.datastore_regex
+            session, node, group.datastore_regex, self._states
         )
         self._vmops = vmops.VMOps(
             session, node, files, image_cache, self._states, spawn_settings
@@ -94,6 +95,9 @@ class VCDriver(driver.ComputeDriver):
             group.datastore_regex,
         )
         self._console = console.Console(session, self._vmops)
+        # VMs of Nova's in-tree driver whose instanceUuid drifted: found by
+        # their nvp.vm-uuid, as in-tree finds them, and repaired once.
+        lookup.adopt_in_tree_vms(session, node.cluster)
         self._watcher = events.PowerStateWatcher(
             session, node.cluster, self._states, self.emit_event
         )
@@ -352,7 +356,7 @@ class VCDriver(driver.ComputeDriver):
         power_on=True,
         share_info=None,
     ):
-        self._migrations.finish_migration(instance, power_on)
+        self._migrations.finish_migration(instance, network_info, power_on)
 
     @translate
     def confirm_migration(self, context, migration, instance, network_info):
@@ -369,7 +373,9 @@ class VCDriver(driver.ComputeDriver):
         power_on=True,
         share_info=None,
     ):
-        self._migrations.finish_revert_migration(instance, power_on)
+        self._migrations.finish_revert_migration(
+            instance, network_info, power_on
+        )
 
     # -- live migration -------------------------------------------------------
 

@@ -12,12 +12,27 @@ flight must not make Nova record a stale power state.  For the same reason
 the watch emits no event for such a VM until then: the changes it sees are
 the driver's own steps (a rescue powers off and on again; vcsim's reset is
 an off and an on), which Nova already knows, and delivered late they would
-make Nova "correct" a running instance to SHUTOFF.  An expectation that is
-never confirmed (vCenter's own reset does not change the power state) lapses
-after ``EXPECT_SECONDS``.
+make Nova "correct" a running instance to SHUTOFF.  An expectation holds
+while the driver's operation runs (a clean shutdown may take Nova's 60 s
+and more) and, once the operation has ended (:meth:`PowerStates.settle`),
+lapses after ``CONFIRM_SECONDS`` if the watch never confirms it (vCenter's
+own reset does not change the power state).
+
+The watch also follows where each VM runs and what it holds (host, memory,
+vCPUs), of every VM of the cluster, Nova's or not: that is what the hosts
+have left (:meth:`PowerStates.host_usage`), so spawn and the periodic
+reports read no VM at all.
+
+A snapshot may come in several truncated updates; the cache vouches for
+nothing until the last has arrived.  A watch that is re-created (a dropped
+connection, a re-login, a restarted vCenter) starts a new snapshot and keeps
+what it knew: a VM whose state changed while the watch was down gets its
+event, and one that is gone meanwhile is forgotten when the snapshot is
+complete.
 """
 
 from collections.abc import Callable
+import contextlib
 import logging
 import threading
 import time
@@ -28,6 +43,7 @@ from pyVmomi import vim
 from pyVmomi import vmodl
 
 from nova.virt import event as virtevent
+from nova_hypervisors.vmwareapi import cluster
 from nova_hypervisors.vmwareapi import inventory
 from nova_hypervisors.vmwareapi import lookup
 from nova_hypervisors.vmwareapi import session as vc_session
@@ -49,12 +65,15 @@ WATCH_PATHS = [
     'config.template',
     'config.managedBy',
     'runtime.connectionState',
-    'runtime.powerState',
-]
+] + cluster.VM_PATHS
 #: Seconds between two attempts to restore a broken watch.
 RESTART_DELAY = 1.0
-#: Seconds after which an unconfirmed expectation of the driver lapses.
-EXPECT_SECONDS = 30.0
+#: Seconds an expectation holds while the driver's operation may still run
+#: (longer than any task the driver waits for).
+EXPECT_SECONDS = 900.0
+#: Seconds an expectation still holds once the operation has ended: the
+#: watch's update is then at most a long-poll away.
+CONFIRM_SECONDS = 10.0
 
 
 class PowerStates:
@@ -68,6 +87,8 @@ class PowerStates:
         self._props: dict[Any, dict] = {}
         #: uuid -> (states the driver's operations will bring, deadline)
         self._expected: dict[str, tuple[list[str], float]] = {}
+        #: refs seen by the snapshot in progress, None when there is none
+        self._seen: set | None = None
         self.synced = False
 
     def _pending(self, instance_uuid: str) -> list[str]:
@@ -113,6 +134,54 @@ class PowerStates:
             deadline = time.monotonic() + EXPECT_SECONDS
             self._expected[instance_uuid] = (pending, deadline)
 
+    def settle(self, instance_uuid: str) -> None:
+        """The driver's operation on this VM has ended: what it brought is
+        at most one update away, so an unconfirmed expectation lapses
+        soon."""
+        with self._lock:
+            entry = self._expected.get(instance_uuid)
+            if entry is not None:
+                deadline = time.monotonic() + CONFIRM_SECONDS
+                self._expected[instance_uuid] = (
+                    entry[0],
+                    min(entry[1], deadline),
+                )
+
+    @contextlib.contextmanager
+    def changing(self, instance_uuid: str, state: str):
+        """Expect ``state`` while the block runs; settle when it ends."""
+        self.expect(instance_uuid, state)
+        try:
+            yield
+        finally:
+            self.settle(instance_uuid)
+
+    def host_usage(self) -> cluster.Usage | None:
+        """What the powered-on VMs hold per host, or None before the
+        watch's first complete snapshot."""
+        with self._lock:
+            if not self.synced:
+                return None
+            return cluster.host_usage(self._props.values())
+
+    def begin_snapshot(self) -> None:
+        """A new watch: vouch for nothing until its snapshot is whole."""
+        with self._lock:
+            self.synced = False
+            self._seen = set()
+
+    def complete_snapshot(self) -> None:
+        """The snapshot is whole: forget VMs it did not contain."""
+        with self._lock:
+            seen = self._seen or set()
+            for ref in [ref for ref in self._props if ref not in seen]:
+                del self._props[ref]
+                uuid = self._uuids.pop(ref, None)
+                if uuid:
+                    self._states.pop(uuid, None)
+            self._seen = None
+            self.synced = True
+
     def retract(self, instance_uuid: str, state: str) -> None:
         """An operation that was to bring ``state`` changed nothing."""
         with self._lock:
@@ -122,13 +191,6 @@ class PowerStates:
             if not pending:
                 self._expected.pop(instance_uuid, None)
 
-    def reset(self) -> None:
-        with self._lock:
-            self.synced = False
-            self._states.clear()
-            self._uuids.clear()
-            self._props.clear()
-
     def apply(self, ref: Any, props: dict, kind: str) -> tuple | None:
         """Record an update; return (uuid, old, new) when a state changed.
 
@@ -137,6 +199,8 @@ class PowerStates:
         gone.
         """
         with self._lock:
+            if self._seen is not None and kind != 'leave':
+                self._seen.add(ref)
             known = self._props.setdefault(ref, {})
             if kind == 'enter':
                 known.clear()
@@ -214,7 +278,6 @@ class PowerStateWatcher:
                     'Power-state watch interrupted; restarting',
                     exc_info=True,
                 )
-                self._states.reset()
                 self._stop.wait(RESTART_DELAY)
 
     def _watch(self) -> None:
@@ -233,6 +296,8 @@ class PowerStateWatcher:
                 ),
                 partialUpdates=True,
             )
+            self._states.begin_snapshot()
+            snapshot = True
             version = ''
             options = vmodl.query.PropertyCollector.WaitOptions(
                 maxWaitSeconds=vc_session.MAX_WAIT_SECONDS
@@ -248,8 +313,13 @@ class PowerStateWatcher:
                 )
                 if update is None:
                     continue
-                self._apply(update, initial=not version)
+                self._apply(update)
                 version = update.version
+                if snapshot and not update.truncated:
+                    # The last part of the snapshot (a large inventory
+                    # comes in several truncated updates).
+                    self._states.complete_snapshot()
+                    snapshot = False
         finally:
             self._collector = None
             if session.generation == generation and not self._stop.is_set():
@@ -258,7 +328,7 @@ class PowerStateWatcher:
                 except Exception:  # noqa: BLE001
                     LOG.debug('Could not destroy collector', exc_info=True)
 
-    def _apply(self, update: Any, initial: bool) -> None:
+    def _apply(self, update: Any) -> None:
         now = time.time()
         for filter_update in update.filterSet or ():
             for object_update in filter_update.objectSet or ():
@@ -270,7 +340,9 @@ class PowerStateWatcher:
                 changed = self._states.apply(
                     object_update.obj, props, object_update.kind
                 )
-                if changed and not initial and changed[1] is not None:
+                # A state the cache knew that changed (also while a new
+                # watch was being set up); a VM first seen is no event.
+                if changed and changed[1] is not None:
                     uuid, _old, new = changed
                     LOG.debug('VM of instance %s is now %s', uuid, new)
                     if new in LIFECYCLE:
@@ -279,5 +351,3 @@ class PowerStateWatcher:
                                 uuid, LIFECYCLE[new], timestamp=now
                             )
                         )
-        if initial:
-            self._states.synced = True

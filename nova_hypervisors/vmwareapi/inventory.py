@@ -3,7 +3,9 @@
 Traversal specs walk from the cluster to its hosts, its datastores and,
 through every (nested) resource pool, to its VMs.  Periodic work reads
 through them, so its cost is one request whatever the inventory size, and a
-watch built on them follows VMs that move into or out of the cluster.
+watch built on them follows VMs that move into or out of the cluster.  A
+read that wants no VM does not walk the resource pools at all, so what
+vCenter does and sends for it does not grow with the VM count.
 """
 
 from typing import Any
@@ -16,42 +18,56 @@ from nova_hypervisors.vmwareapi import session as vc_session
 PC = vmodl.query.PropertyCollector
 
 
-def cluster_object_spec(cluster: Any) -> Any:
-    """Start at the cluster, skip it, and visit hosts, datastores, VMs."""
+def cluster_object_spec(
+    cluster: Any, vms: bool = True, skip: bool = True
+) -> Any:
+    """Start at the cluster (``skip``: without its own properties) and
+    visit its hosts, its datastores and, with ``vms``, its VMs."""
+    select = [
+        PC.TraversalSpec(
+            name='hosts', type=vim.ClusterComputeResource, path='host'
+        ),
+        PC.TraversalSpec(
+            name='datastores',
+            type=vim.ClusterComputeResource,
+            path='datastore',
+        ),
+    ]
+    if vms:
+        select += _vm_traversal()
+    return PC.ObjectSpec(obj=cluster, skip=skip, selectSet=select)
+
+
+def _vm_traversal() -> list:
     pools = PC.SelectionSpec(name='pools')
     vms = PC.SelectionSpec(name='vms')
-    return PC.ObjectSpec(
-        obj=cluster,
-        skip=True,
-        selectSet=[
-            PC.TraversalSpec(
-                name='hosts', type=vim.ClusterComputeResource, path='host'
-            ),
-            PC.TraversalSpec(
-                name='datastores',
-                type=vim.ClusterComputeResource,
-                path='datastore',
-            ),
-            PC.TraversalSpec(
-                name='rootPool',
-                type=vim.ClusterComputeResource,
-                path='resourcePool',
-                selectSet=[pools, vms],
-            ),
-            PC.TraversalSpec(
-                name='pools',
-                type=vim.ResourcePool,
-                path='resourcePool',
-                selectSet=[pools, vms],
-            ),
-            PC.TraversalSpec(name='vms', type=vim.ResourcePool, path='vm'),
-        ],
-    )
+    return [
+        PC.TraversalSpec(
+            name='rootPool',
+            type=vim.ClusterComputeResource,
+            path='resourcePool',
+            selectSet=[pools, vms],
+        ),
+        PC.TraversalSpec(
+            name='pools',
+            type=vim.ResourcePool,
+            path='resourcePool',
+            selectSet=[pools, vms],
+        ),
+        PC.TraversalSpec(name='vms', type=vim.ResourcePool, path='vm'),
+    ]
 
 
 def cluster_filter(cluster: Any, wanted: dict[type, list[str]]) -> Any:
+    """What ``wanted`` names of the cluster (when it names
+    ``ClusterComputeResource``), its hosts, datastores and VMs."""
+    spec = cluster_object_spec(
+        cluster,
+        vms=vim.VirtualMachine in wanted,
+        skip=vim.ClusterComputeResource not in wanted,
+    )
     return PC.FilterSpec(
-        objectSet=[cluster_object_spec(cluster)],
+        objectSet=[spec],
         propSet=[
             PC.PropertySpec(type=obj_type, pathSet=paths)
             for obj_type, paths in wanted.items()

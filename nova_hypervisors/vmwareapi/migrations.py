@@ -29,11 +29,13 @@ from nova_hypervisors.vmwareapi import datastore as ds_util
 from nova_hypervisors.vmwareapi import events
 from nova_hypervisors.vmwareapi import guest_disks
 from nova_hypervisors.vmwareapi import lookup
+from nova_hypervisors.vmwareapi import network
 from nova_hypervisors.vmwareapi import session as vc_session
 from nova_hypervisors.vmwareapi import vmops as vm_ops
 
 LOG = logging.getLogger(__name__)
 VM_PATHS = [
+    'parent',
     'resourcePool',
     'datastore',
     'config.hardware.device',
@@ -116,18 +118,22 @@ class Migrations:
         self._vmops.power_off(instance, timeout)
         return ''
 
-    def finish_migration(self, instance: Any, power_on: bool) -> None:
+    def finish_migration(
+        self, instance: Any, network_info: list, power_on: bool
+    ) -> None:
         """Take the VM into this cluster with the instance's new flavor."""
-        vm, props = self._take_over(instance)
+        vm, props = self._take_over(instance, network_info)
         changes = self._grow_root_disk(vm, props, instance.flavor.root_gb)
         self._apply_flavor(vm, instance.flavor, changes)
         if power_on:
             self._vmops.power_on(instance)
 
-    def finish_revert_migration(self, instance: Any, power_on: bool) -> None:
+    def finish_revert_migration(
+        self, instance: Any, network_info: list, power_on: bool
+    ) -> None:
         """Take the VM back with the old flavor and, if the resize grew
         the root disk, the root disk as it was before."""
-        vm, props = self._take_over(instance)
+        vm, props = self._take_over(instance, network_info)
         self._restore_root_disk(vm, props)
         self._apply_flavor(vm, instance.flavor)
         if power_on:
@@ -155,10 +161,19 @@ class Migrations:
         the destination drops the instance, but the VM goes back."""
         return instance.task_state == task_states.RESIZE_REVERTING
 
-    def _take_over(self, instance: Any) -> tuple[Any, dict]:
+    def _take_over(
+        self, instance: Any, network_info: list
+    ) -> tuple[Any, dict]:
         vm = lookup.get_vm(self._session, instance)
         props = self._vmops.vm_properties(vm, VM_PATHS)
-        self._relocate(vm, props, self._node, self._datastore_regex, instance)
+        self._relocate(
+            vm,
+            props,
+            self._node,
+            self._datastore_regex,
+            instance,
+            network_info,
+        )
         return vm, props
 
     def _grow_root_disk(self, vm: Any, props: dict, root_gb: int) -> list:
@@ -239,13 +254,23 @@ class Migrations:
         node: cluster.Node,
         datastore_regex: str | None,
         instance: Any,
+        network_info: list,
     ) -> None:
-        capacity = cluster.read_capacity(self._session, node, datastore_regex)
+        """Move the VM into ``node``'s cluster: its resource pool, a host
+        (without DRS), a datastore the cluster can use, the cluster's own
+        networks for its cards and, in another datacenter, that
+        datacenter's instance folder."""
         pool_owner = self._session.properties(
             [props['resourcePool']], vim.ResourcePool, ['owner']
         )[props['resourcePool']].get('owner')
         if pool_owner == node.cluster:
             return
+        # Our own cluster's VMs are followed by the watch; another
+        # cluster's are read with its hosts.
+        usage = self._states.host_usage() if node == self._node else None
+        capacity = cluster.read_capacity(
+            self._session, node, datastore_regex, usage
+        )
         # Every datastore of the VM must be one the destination can use;
         # otherwise the VM moves to the destination's best datastore.
         usable = {ds.ref: ds for ds in capacity.datastores}
@@ -262,6 +287,22 @@ class Migrations:
         )
         if target is not None:
             spec.datastore = target.ref
+        spec.deviceChange = network.retarget_specs(
+            self._session,
+            node.cluster,
+            network_info,
+            props.get('config.hardware.device'),
+        )
+        folder = (
+            self._vmops.instance_folder()
+            if node == self._node
+            else vm_ops.ensure_instance_folder(self._session, node.vm_folder)
+        )
+        if props.get('parent') != folder:
+            # Into another datacenter: vCenter wants the destination's
+            # folder (and datastore, which then differs anyway: a datastore
+            # belongs to one datacenter) (vSphere API, RelocateSpec).
+            spec.folder = folder
         LOG.info(
             'Relocating VM of %s into cluster %s',
             instance.uuid,
@@ -341,7 +382,12 @@ class Migrations:
             vm = lookup.get_vm(self._session, instance)
             props = self._vmops.vm_properties(vm, VM_PATHS)
             self._relocate(
-                vm, props, node, migrate_data.datastore_regex or None, instance
+                vm,
+                props,
+                node,
+                migrate_data.datastore_regex or None,
+                instance,
+                instance.get_network_info(),
             )
         except Exception:
             LOG.exception('Live migration of %s failed', instance.uuid)

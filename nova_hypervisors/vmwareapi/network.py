@@ -95,6 +95,43 @@ def nic_specs(
     return specs
 
 
+def retarget_specs(
+    session: vc_session.VCenterSession,
+    cluster: Any,
+    network_info: list,
+    devices: list | None,
+) -> list[vim.vm.device.VirtualDeviceSpec]:
+    """Edit specs putting each card (found by its VIF's MAC) on the
+    network its VIF has in ``cluster``, for a move between clusters.
+
+    ``RelocateSpec.deviceChange`` is how a relocation changes a card's
+    backing; without it vCenter refuses a vMotion to hosts that lack the
+    card's current network ("network not accessible").  Nova's in-tree
+    driver rebuilds every card's backing the same way
+    (vmops.live_migration, vm_util.update_vif_spec).
+    """
+    if not network_info:
+        return []
+    cards = {
+        device.macAddress.lower(): device
+        for device in devices or ()
+        if isinstance(device, vim.vm.device.VirtualEthernetCard)
+        and device.macAddress
+    }
+    networks = cluster_networks(session, cluster)
+    switch_uuids = _switch_uuids(session, networks)
+    specs = []
+    for vif in network_info:
+        card = cards.get((vif.get('address') or '').lower())
+        if card is None:
+            continue
+        card.backing = _backing(vif, networks, switch_uuids)
+        specs.append(
+            vim.vm.device.VirtualDeviceSpec(operation='edit', device=card)
+        )
+    return specs
+
+
 def _switch_uuids(session, networks) -> dict:
     switches = {
         props.get('config.distributedVirtualSwitch')

@@ -1,7 +1,9 @@
 """The node's resources for Nova's resource tracker and Placement.
 
-Reads the cluster once per call (:func:`cluster.read_capacity`) and applies
-Nova's allocation ratios and reserved amounts.
+Reads the cluster's hosts and datastores once per call
+(:func:`cluster.read_capacity`), takes what the VMs hold from the
+power-state watch, and applies Nova's allocation ratios and reserved
+amounts.
 """
 
 from typing import Any
@@ -13,6 +15,7 @@ from oslo_log import log as logging
 from nova import conf as nova_conf
 from nova.virt import driver as virt_driver
 from nova_hypervisors.vmwareapi import cluster
+from nova_hypervisors.vmwareapi import events
 from nova_hypervisors.vmwareapi import session as vc_session
 
 CONF = nova_conf.CONF
@@ -27,14 +30,19 @@ class ClusterResources:
         session: vc_session.VCenterSession,
         node: cluster.Node,
         datastore_regex: str | None,
+        states: events.PowerStates,
     ) -> None:
         self._session = session
         self._node = node
         self._datastore_regex = datastore_regex
+        self._states = states
 
     def capacity(self) -> cluster.Capacity:
         return cluster.read_capacity(
-            self._session, self._node, self._datastore_regex
+            self._session,
+            self._node,
+            self._datastore_regex,
+            self._states.host_usage(),
         )
 
     def available_resource(self) -> dict:

@@ -55,6 +55,16 @@ class SpawnSettings:
     vnc_keymap: str | None
 
 
+def ensure_instance_folder(
+    session: vc_session.VCenterSession, vm_folder: Any
+) -> Any:
+    """The ``OpenStack`` folder in a datacenter's VM folder, made if new."""
+    try:
+        return session.invoke(vm_folder, 'CreateFolder', name=INSTANCE_FOLDER)
+    except vim.fault.DuplicateName as error:
+        return error.object
+
+
 def vm_directory(vm_path_name: str) -> str:
     """``[ds] uuid/uuid.vmx`` -> ``[ds] uuid``."""
     return vm_path_name.rsplit('/', 1)[0]
@@ -86,12 +96,9 @@ class VMOps:
     def instance_folder(self) -> Any:
         """The ``OpenStack`` VM folder of the datacenter, created once."""
         if self._folder is None:
-            try:
-                self._folder = self._session.invoke(
-                    self._node.vm_folder, 'CreateFolder', name=INSTANCE_FOLDER
-                )
-            except vim.fault.DuplicateName as error:
-                self._folder = error.object
+            self._folder = ensure_instance_folder(
+                self._session, self._node.vm_folder
+            )
         return self._folder
 
     def _run_task(self, managed_object: Any, method: str, **kwargs) -> Any:
@@ -164,8 +171,13 @@ class VMOps:
         vm_hardware.apply(spec, flavor, image_meta)
         adapter = vm_hardware.adapter_type(image_meta)
         card_class = vm_hardware.vif_model(image_meta)
+        # The DRS flag, hosts and datastores; what the hosts' VMs hold
+        # comes from the power-state watch.
         capacity = cluster.read_capacity(
-            self._session, self._node, self._settings.datastore_regex
+            self._session,
+            self._node,
+            self._settings.datastore_regex,
+            self._states.host_usage(),
         )
         datastore = cluster.best_datastore(capacity, flavor.root_gb * units.Gi)
         host = self._host_for(capacity, flavor.memory_mb, datastore)
@@ -274,16 +286,11 @@ class VMOps:
         """None (DRS places the VM) or, with DRS off, the best-fitting host.
 
         The best fit is the usable host with the most memory left that can
-        still hold the flavor and mounts the chosen datastore.
+        still hold the flavor and mounts the chosen datastore.  Without DRS
+        vCenter wants a host for a VM created in a cluster (vSphere API,
+        Folder.CreateVM_Task: "host ... can be omitted only ... with DRS").
         """
-        props = self._session.properties(
-            [self._node.cluster],
-            vim.ClusterComputeResource,
-            ['configurationEx'],
-        )[self._node.cluster]
-        config = props.get('configurationEx')
-        drs = getattr(getattr(config, 'drsConfig', None), 'enabled', False)
-        if drs:
+        if capacity.drs_enabled:
             return None
         best = cluster.pick_host(capacity, memory_mb, [datastore])
         if best is None:
@@ -524,19 +531,19 @@ class VMOps:
 
     def _power(self, instance: Any, method: str, expected: str) -> None:
         vm = lookup.get_vm(self._session, instance)
-        self._states.expect(instance.uuid, expected)
-        try:
-            self._run_task(vm, method)
-        except vc_session.TaskFailed as error:
-            self._states.retract(instance.uuid, expected)
-            if not isinstance(error.fault, vim.fault.InvalidPowerState):
+        with self._states.changing(instance.uuid, expected):
+            try:
+                self._run_task(vm, method)
+            except vc_session.TaskFailed as error:
+                self._states.retract(instance.uuid, expected)
+                if not isinstance(error.fault, vim.fault.InvalidPowerState):
+                    raise
+                LOG.debug(
+                    '%s: VM of %s already %s', method, instance.uuid, expected
+                )
+            except Exception:
+                self._states.retract(instance.uuid, expected)
                 raise
-            LOG.debug(
-                '%s: VM of %s already %s', method, instance.uuid, expected
-            )
-        except Exception:
-            self._states.retract(instance.uuid, expected)
-            raise
 
     def power_on(self, instance: Any) -> None:
         self._power(instance, 'PowerOnVM_Task', 'poweredOn')
@@ -556,14 +563,19 @@ class VMOps:
             return props.get('runtime.powerState') == 'poweredOff'
         if props.get('guest.toolsRunningStatus') != 'guestToolsRunning':
             return False
-        self._states.expect(instance.uuid, 'poweredOff')
-        try:
-            self._session.invoke(vm, 'ShutdownGuest')
-        except (vim.fault.ToolsUnavailable, vim.fault.InvalidState):
-            return False
-        return self._session.wait_for_value(
-            vm, vim.VirtualMachine, 'runtime.powerState', 'poweredOff', timeout
-        )
+        with self._states.changing(instance.uuid, 'poweredOff'):
+            try:
+                self._session.invoke(vm, 'ShutdownGuest')
+            except (vim.fault.ToolsUnavailable, vim.fault.InvalidState):
+                self._states.retract(instance.uuid, 'poweredOff')
+                return False
+            return self._session.wait_for_value(
+                vm,
+                vim.VirtualMachine,
+                'runtime.powerState',
+                'poweredOff',
+                timeout,
+            )
 
     def reboot(self, instance: Any, reboot_type: str) -> None:
         """SOFT asks the guest (VMware Tools), falling back to a reset."""
@@ -623,4 +635,8 @@ class VMOps:
         return lookup.find_vm(self._session, instance.uuid) is not None
 
     def list_instance_uuids(self) -> list[str]:
+        """From the watch once its snapshot is whole (no request), else
+        one read of the cluster's VMs."""
+        if self._states.known():
+            return sorted(self._states.uuids())
         return sorted(lookup.cluster_vms(self._session, self._node.cluster))

@@ -91,6 +91,37 @@ class DevicesTest(api_base.VCenterAPITestCase):
         )
         self.assertEqual('VM Network', card.backing.deviceName)
 
+    def test_a_move_to_the_other_cluster_puts_the_card_on_its_network(self):
+        """Neutron binds the port for the destination host; the relocation
+        puts the card on the network of that binding, in the destination
+        cluster (RelocateSpec.deviceChange, as in-tree's update_vif_spec;
+        our vcsim applies it since patch 0012), keeping its MAC."""
+        self._set(self.neutron._networks[NETWORK_1], 'name', 'VM Network')
+        server = self._boot_active(networks=[{'port': PORT_1}])
+        (card,) = self._cards(server)
+        self.assertIsInstance(
+            card.backing, vim.vm.device.VirtualEthernetCard.NetworkBackingInfo
+        )
+        port = self.neutron._ports[PORT_1]
+        self._set(port, 'binding:vif_type', 'dvs')
+        self._set(
+            port,
+            'binding:vif_details',
+            {'dvs_port_group_name': 'DC0_DVPG0'},
+        )
+
+        server = self._confirm_resize(self._migrate_server(server))
+        (moved,) = self._cards(server)
+        self.assertEqual(card.key, moved.key)
+        self.assertEqual(port['mac_address'], moved.macAddress)
+        self.assertIsInstance(
+            moved.backing,
+            vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo,
+        )
+        self.assertEqual(
+            self._port_group_key('DC0_DVPG0'), moved.backing.port.portgroupKey
+        )
+
     def test_a_port_on_no_known_network_fails_the_boot_cleanly(self):
         """Neutron's 'private' network has no port group in vCenter: the
         fault names it and nothing is left behind in vCenter."""

@@ -1,11 +1,13 @@
 """VCDriver's session, node and resources against a real vcsim (TLS)."""
 
+import time
 import unittest
 
 from pyVmomi import vim
 
 from nova_hypervisors.simulators.vcsim import tls as vcsim_tls
 from nova_hypervisors.vmwareapi import cluster
+from nova_hypervisors.vmwareapi import events
 from nova_hypervisors.vmwareapi import inventory
 from nova_hypervisors.vmwareapi import lookup
 from nova_hypervisors.vmwareapi import session as vc_session
@@ -86,6 +88,58 @@ class TestAgainstVcsim(unittest.TestCase):
         # Every running VM uses memory, Nova's or not (3 + 1 agent VM).
         self.assertEqual(4 * 32, sum(h.used_memory_mb for h in capacity.hosts))
         self.assertEqual(['LocalDS_0'], [d.name for d in capacity.datastores])
+
+    def test_the_drs_flag_comes_with_hosts_and_datastores(self):
+        """vSphere API, ClusterComputeResource.configuration: deprecated
+        but still served, with the DRS config (our vcsim patch 0010; vcsim
+        0.24.2 left it empty).  Read in the capacity's one request."""
+        session = self.connect()
+        node = cluster.find_node(session, 'DC0_C1')
+        self.assertTrue(cluster.read_capacity(session, node, None).drs_enabled)
+        self._set_drs(session, node, False)
+        self.addCleanup(self._set_drs, session, node, True)
+        self.assertFalse(
+            cluster.read_capacity(session, node, None).drs_enabled
+        )
+
+    @staticmethod
+    def _set_drs(session, node, enabled):
+        spec = vim.cluster.ConfigSpecEx(
+            drsConfig=vim.cluster.DrsConfigInfo(enabled=enabled)
+        )
+        session.wait_for_task(
+            session.invoke(
+                node.cluster,
+                'ReconfigureComputeResource_Task',
+                spec=spec,
+                modify=True,
+            )
+        )
+
+    def test_the_watch_knows_what_the_hosts_vms_hold(self):
+        """Spawn and the periodic reports take the hosts' usage from the
+        power-state watch: the same figures as reading every VM."""
+        session = self.connect()
+        node = cluster.find_node(session, 'DC0_C0')
+        states = events.PowerStates()
+        watcher = events.PowerStateWatcher(
+            session, node.cluster, states, lambda event: None
+        )
+        watcher.start()
+        self.addCleanup(watcher.stop)
+        for _ in range(100):
+            if states.known():
+                break
+            time.sleep(0.05)
+        read = cluster.read_capacity(session, node, None)
+        watched = cluster.read_capacity(
+            session, node, None, states.host_usage()
+        )
+        self.assertEqual(
+            [(h.name, h.used_memory_mb, h.used_vcpus) for h in read.hosts],
+            [(h.name, h.used_memory_mb, h.used_vcpus) for h in watched.hosts],
+        )
+        self.assertEqual(4 * 32, sum(h.used_memory_mb for h in watched.hosts))
 
     def _foreign_vms(self, session, node) -> dict:
         return inventory.read_cluster(

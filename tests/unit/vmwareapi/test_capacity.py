@@ -51,7 +51,7 @@ def datastore(
 class TestInventory(unittest.TestCase):
     def capacity(self, hosts, vms=(), datastores=(), regex=None):
         return cluster.capacity_from_properties(
-            dict(hosts), list(vms), list(datastores), regex
+            dict(hosts), cluster.host_usage(vms), list(datastores), regex
         )
 
     def test_max_unit_is_the_largest_single_host_not_the_total(self):

@@ -78,6 +78,23 @@ class TestPowerStates(unittest.TestCase):
         self.states.retract('u1', 'poweredOn')
         self.assertEqual('poweredOn', self.states.get('u1'))
 
+    def test_an_expectation_holds_while_the_operation_runs(self):
+        """A clean shutdown may take Nova's 60 s and more."""
+        with self.states.changing('u1', 'poweredOff'):
+            with mock.patch.object(
+                events.time,
+                'monotonic',
+                return_value=time.monotonic() + 120,
+            ):
+                self.assertIsNone(self.states.get('u1'))
+        # Ended: it lapses soon unless the watch confirms it.
+        with mock.patch.object(
+            events.time,
+            'monotonic',
+            return_value=time.monotonic() + events.CONFIRM_SECONDS + 1,
+        ):
+            self.assertEqual('poweredOn', self.states.get('u1'))
+
     def test_an_unconfirmed_expectation_lapses(self):
         self.states.expect('u1', 'poweredOn')
         with mock.patch.object(
@@ -111,3 +128,74 @@ class TestPowerStates(unittest.TestCase):
     def test_vm_leaving_the_cluster_is_forgotten(self):
         self.states.apply('vm-1', {}, 'leave')
         self.assertIsNone(self.states.get('u1'))
+
+
+class TestSnapshots(unittest.TestCase):
+    """A watch's first update may be truncated, and a re-created watch
+    starts a new snapshot (vSphere API, PropertyCollector.WaitForUpdatesEx:
+    ``truncated`` means more of the same version is to come)."""
+
+    def setUp(self):
+        self.states = events.PowerStates()
+
+    def enter(self, ref, uuid, power='poweredOn', host='host-1', memory=512):
+        return self.states.apply(
+            ref,
+            {
+                'config.instanceUuid': uuid,
+                'config.managedBy': lookup.managed_by(),
+                'runtime.powerState': power,
+                'runtime.host': host,
+                'summary.config.memorySizeMB': memory,
+                'summary.config.numCpu': 2,
+            },
+            'enter',
+        )
+
+    def test_nothing_is_vouched_for_until_the_snapshot_is_whole(self):
+        self.states.begin_snapshot()
+        self.enter('vm-1', 'u1')
+        self.assertIsNone(self.states.get('u1'))
+        self.assertIsNone(self.states.host_usage())
+        self.assertFalse(self.states.known())
+        self.enter('vm-2', 'u2')
+        self.states.complete_snapshot()
+        self.assertEqual('poweredOn', self.states.get('u1'))
+        self.assertEqual(['u1', 'u2'], sorted(self.states.uuids()))
+
+    def test_a_new_watch_keeps_what_it_knew_and_drops_what_is_gone(self):
+        self.states.begin_snapshot()
+        self.enter('vm-1', 'u1')
+        self.enter('vm-2', 'u2')
+        self.states.complete_snapshot()
+        # The watch was down; meanwhile vm-1 was powered off, vm-2 deleted.
+        self.states.begin_snapshot()
+        changed = self.enter('vm-1', 'u1', power='poweredOff')
+        self.assertEqual(('u1', 'poweredOn', 'poweredOff'), changed)
+        self.states.complete_snapshot()
+        self.assertEqual(['u1'], self.states.uuids())
+        self.assertEqual('poweredOff', self.states.get('u1'))
+
+    def test_host_usage_counts_every_running_vm_novas_or_not(self):
+        self.states.begin_snapshot()
+        self.enter('vm-1', 'u1', host='host-1', memory=512)
+        self.enter('vm-2', 'u2', host='host-2', memory=256, power='poweredOff')
+        self.states.apply(
+            'vm-3',  # a vCLS agent VM: no instance, but it holds memory
+            {
+                'config.instanceUuid': 'vcls',
+                'runtime.powerState': 'poweredOn',
+                'runtime.host': 'host-1',
+                'summary.config.memorySizeMB': 128,
+                'summary.config.numCpu': 1,
+            },
+            'enter',
+        )
+        self.states.complete_snapshot()
+        self.assertEqual({'host-1': (640, 3)}, self.states.host_usage())
+        # A vMotion moves what the VM holds with it.
+        self.states.apply('vm-1', {'runtime.host': 'host-2'}, 'modify')
+        self.assertEqual(
+            {'host-1': (128, 1), 'host-2': (512, 2)},
+            self.states.host_usage(),
+        )
