@@ -12,8 +12,9 @@ boot alike here:
 * image ``hw_vif_model``: the network cards' model;
 * flavor ``vmware:hw_version``: the virtual hardware version;
 * flavor and image ``hw:cpu_*``: cores per socket;
-* flavor ``quota:cpu_*`` and ``quota:memory_*``: limits, reservations
-  and shares.
+* flavor ``quota:cpu_*``, ``quota:memory_*``, ``quota:disk_io_*`` (on
+  every disk) and ``quota:vif_*`` (on every network card): limits,
+  reservations and shares.
 
 Defaults differ from in-tree on two points: the guest id is
 ``otherGuest64`` and NICs are vmxnet3, which today's images expect.
@@ -117,9 +118,10 @@ def cores_per_socket(flavor: Any, image_meta: Any) -> int:
     return int(topology.cores)
 
 
-def _allocation(flavor: Any, resource: str) -> Any | None:
+def _limits(flavor: Any, resource: str) -> tuple | None:
     """``quota:<resource>_{limit,reservation,shares_level,shares_share}``
-    as a ResourceAllocationInfo, or None when the flavor sets none."""
+    as (limit, reservation, SharesInfo), or None when the flavor sets
+    none (in-tree vmops._get_extra_specs reads the same keys)."""
     specs = flavor.extra_specs or {}
     values = {
         key: specs.get(f'quota:{resource}_{key}')
@@ -137,10 +139,45 @@ def _allocation(flavor: Any, resource: str) -> Any | None:
         level=level,
         shares=int(values['shares_share'] or 0) if level == 'custom' else 0,
     )
+    return (
+        int(values['limit'] or -1),
+        int(values['reservation'] or 0),
+        shares,
+    )
+
+
+def _allocation(flavor: Any, resource: str) -> Any | None:
+    """A CPU or memory ResourceAllocationInfo, or None."""
+    limits = _limits(flavor, resource)
+    if limits is None:
+        return None
+    limit, reservation, shares = limits
     return vim.ResourceAllocationInfo(
-        limit=int(values['limit'] or -1),
-        reservation=int(values['reservation'] or 0),
-        shares=shares,
+        limit=limit, reservation=reservation, shares=shares
+    )
+
+
+def disk_io_allocation(flavor: Any) -> Any | None:
+    """``quota:disk_io_*`` as a disk's ``storageIOAllocation`` (IOPS), or
+    None (in-tree vm_util._create_virtual_disk_spec)."""
+    limits = _limits(flavor, 'disk_io')
+    if limits is None:
+        return None
+    limit, reservation, shares = limits
+    return vim.StorageResourceManager.IOAllocationInfo(
+        limit=limit, reservation=reservation, shares=shares
+    )
+
+
+def vif_allocation(flavor: Any) -> Any | None:
+    """``quota:vif_*`` as a card's ``resourceAllocation`` (Mbit/s), or
+    None (in-tree vm_util._create_vif_spec)."""
+    limits = _limits(flavor, 'vif')
+    if limits is None:
+        return None
+    limit, reservation, shares = limits
+    return vim.vm.device.VirtualEthernetCard.ResourceAllocation(
+        limit=limit, reservation=reservation, share=shares
     )
 
 

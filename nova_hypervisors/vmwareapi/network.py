@@ -71,8 +71,10 @@ def nic_specs(
     cluster: Any,
     network_info: list,
     card_class: type = vim.vm.device.VirtualVmxnet3,
+    allocation: Any = None,
 ) -> list[vim.vm.device.VirtualDeviceSpec]:
-    """Device specs adding one card per VIF, in Nova's order."""
+    """Device specs adding one card per VIF, in Nova's order, each with
+    ``allocation`` (the flavor's ``quota:vif_*``) when there is one."""
     if not network_info:
         return []
     networks = cluster_networks(session, cluster)
@@ -89,6 +91,8 @@ def nic_specs(
             ),
             externalId=vif['id'],
         )
+        if allocation is not None:
+            card.resourceAllocation = allocation
         specs.append(
             vim.vm.device.VirtualDeviceSpec(operation='add', device=card)
         )

@@ -235,8 +235,17 @@ class VMOps:
             first_unit=0 if adapter == vm_hardware.IDE else 1,
         )
         devices += network.nic_specs(
-            self._session, self._node.cluster, network_info, card_class
+            self._session,
+            self._node.cluster,
+            network_info,
+            card_class,
+            vm_hardware.vif_allocation(flavor),
         )
+        disk_io = vm_hardware.disk_io_allocation(flavor)
+        if disk_io is not None:
+            for change in devices:
+                if isinstance(change.device, vim.vm.device.VirtualDisk):
+                    change.device.storageIOAllocation = disk_io
         if configdrive.required_by(instance):
             iso = self._upload_config_drive(
                 context,

@@ -56,6 +56,10 @@ class HardwareTest(api_base.VCenterAPITestCase):
                     'quota:cpu_reservation': '500',
                     'quota:memory_shares_level': 'custom',
                     'quota:memory_shares_share': '4000',
+                    'quota:disk_io_limit': '300',
+                    'quota:disk_io_reservation': '100',
+                    'quota:vif_limit': '1000',
+                    'quota:vif_shares_level': 'high',
                 }
             },
         )
@@ -104,6 +108,20 @@ class HardwareTest(api_base.VCenterAPITestCase):
             if isinstance(d, vim.vm.device.VirtualEthernetCard)
         ]
         self.assertIsInstance(card, vim.vm.device.VirtualE1000e)
+        # quota:vif_* on every card, quota:disk_io_* on every disk (IOPS),
+        # as in-tree's _create_vif_spec and _create_virtual_disk_spec.
+        self.assertEqual(1000, card.resourceAllocation.limit)
+        self.assertEqual('high', card.resourceAllocation.share.level)
+        (disk,) = [
+            d for d in devices if isinstance(d, vim.vm.device.VirtualDisk)
+        ]
+        self.assertEqual(
+            (300, 100),
+            (
+                disk.storageIOAllocation.limit,
+                disk.storageIOAllocation.reservation,
+            ),
+        )
 
     def test_an_ide_root_disk(self):
         image = self._image(vmware_adaptertype='ide')
