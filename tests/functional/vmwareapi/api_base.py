@@ -9,6 +9,7 @@ client of the test's own looks behind the driver's back.
 import re
 from typing import Any
 
+import fixtures
 from pyVmomi import vim
 
 from nova_hypervisors.vmwareapi import session as vc_session
@@ -35,6 +36,7 @@ class VCenterAPITestCase(base.NovaAPITestCase):
 
     def setUp(self) -> None:
         super().setUp()
+        self._glance_as_in_production()
         self.sim = vcsim_fixture.start(
             clusters=2, hosts_per_cluster=2, **self.vcsim_options
         )
@@ -44,6 +46,46 @@ class VCenterAPITestCase(base.NovaAPITestCase):
         self.compute2 = self._start_cluster('compute2', 'DC0_C1')
         self.admin = self._admin_session()
         self.addCleanup(self._assert_compute_log_clean)
+
+    def _glance_as_in_production(self) -> None:
+        """Nova's Glance fixture, on two points as Glance and Nova's image
+        API really are, which the driver's streamed image upload relies on:
+
+        * an image's ``size`` is the length of its data (Glance sets it
+          from the data; the fixture makes up 74185822 for every image);
+        * asked for the data without a file to write it to, the image API
+          returns it as chunks (glance.GlanceImageServiceV2.download; the
+          fixture returns nothing).
+        """
+        glance = self.glance
+        show = glance.show
+        download = glance.download
+
+        def show_with_real_size(context, image_id, *args, **kwargs):
+            image = show(context, image_id, *args, **kwargs)
+            image['size'] = len(glance._imagedata.get(str(image_id), b''))
+            return image
+
+        def download_as_chunks(
+            context, image_id, data=None, dst_path=None, trusted_certs=None
+        ):
+            if data is None and dst_path is None:
+                show(context, image_id)
+                return iter([glance._imagedata.get(str(image_id), b'')])
+            return download(
+                context,
+                image_id,
+                data=data,
+                dst_path=dst_path,
+                trusted_certs=trusted_certs,
+            )
+
+        self.useFixture(
+            fixtures.MockPatchObject(glance, 'show', show_with_real_size)
+        )
+        self.useFixture(
+            fixtures.MockPatchObject(glance, 'download', download_as_chunks)
+        )
 
     def _start_cluster(self, host: str, cluster_name: str) -> Any:
         options = vcsim_fixture.vmware_flags(self.sim, cluster_name)
