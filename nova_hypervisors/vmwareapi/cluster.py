@@ -147,6 +147,18 @@ def find_node(session: vc_session.VCenterSession, cluster_name: str) -> Node:
             f'vCenter {session.settings.host} (clusters: '
             f'{", ".join(names) or "none"})'
         )
+    if len(found) > 1:
+        # Cluster names are unique per datacenter only; never pick one of
+        # several silently.
+        places = ', '.join(
+            f'{ref._moId} in {_datacenter_of(session, p["parent"])[1]["path"]}'
+            for ref, p in found
+        )
+        raise vc_session.ConfigurationError(
+            f'[vmware] cluster_name {cluster_name!r} names {len(found)} '
+            f'clusters of vCenter {session.settings.host} ({places}); set '
+            'it to the moref of the one this compute manages'
+        )
     cluster, props = found[0]
     datacenter, dc_props = _datacenter_of(session, props['parent'])
     return Node(

@@ -19,6 +19,7 @@ import threading
 import time
 from typing import Any
 
+from oslo_utils import versionutils
 from pyVim import connect
 from pyVmomi import vim
 from pyVmomi import vmodl
@@ -66,9 +67,41 @@ MAX_WAIT_SECONDS = 60
 class ConfigurationError(Exception):
     """vCenter refused the configured settings; the message names the option.
 
-    Raised by :meth:`VCenterSession.connect`; the driver turns it into
-    ``nova.exception.HypervisorUnavailable`` in ``init_host``.
+    Raised by :meth:`VCenterSession.connect` and the node lookup; the driver
+    turns it into ``nova.exception.InvalidConfiguration`` in ``init_host``.
     """
+
+
+#: The oldest vCenter the driver supports.  6.7 is the oldest whose API has
+#: what the driver reads (AcquireTicket "webmks", the hardware versions and
+#: guest ids of current images); 6.5 and older reached the end of general
+#: support in 2022.  NSX segments on VDS 7 need 7.0.
+MIN_VCENTER_VERSION = '6.7.0'
+
+
+def check_vcenter(about: Any, where: str) -> None:
+    """A vCenter (not an ESXi host) of a supported version, or an error
+    naming [vmware] host_ip.  ``about.apiType`` is ``VirtualCenter`` on
+    vCenter and ``HostAgent`` on ESXi (vSphere API, AboutInfo)."""
+    api_type = getattr(about, 'apiType', None)
+    if api_type != 'VirtualCenter':
+        raise ConfigurationError(
+            f'{where} is {getattr(about, "fullName", None) or api_type}, not '
+            'a vCenter Server; [vmware] host_ip must name the vCenter that '
+            'manages the cluster'
+        )
+    version = getattr(about, 'version', '') or ''
+    try:
+        too_old = versionutils.convert_version_to_int(
+            version
+        ) < versionutils.convert_version_to_int(MIN_VCENTER_VERSION)
+    except (ValueError, TypeError, AttributeError):
+        too_old = False  # an unknown format: let the calls themselves tell
+    if too_old:
+        raise ConfigurationError(
+            f'vCenter {where} is version {version}; this driver needs '
+            f'{MIN_VCENTER_VERSION} or later ([vmware] host_ip)'
+        )
 
 
 class TaskFailed(Exception):
@@ -183,7 +216,9 @@ class VCenterSession:
                 'check [vmware] host_ip and host_port'
             ) from None
         service_instance = vim.ServiceInstance('ServiceInstance', self._stub)
-        self.content = service_instance.RetrieveContent()
+        content = service_instance.RetrieveContent()
+        check_vcenter(content.about, where)
+        self.content = content
         self._login()
 
     def _login(self) -> None:

@@ -72,6 +72,39 @@ class TestAgainstVcsim(unittest.TestCase):
         self.assertIn('[vmware] cluster_name', str(caught.exception))
         self.assertIn('DC0_C0', str(caught.exception))
 
+    def test_a_cluster_name_in_two_datacenters_is_refused(self):
+        """Cluster names are unique per datacenter only (vSphere API,
+        Folder.CreateClusterEx: DuplicateName within the folder): a name
+        that matches two clusters is an error listing both morefs; the
+        moref itself then picks one."""
+        session = self.connect()
+        datacenter = session.invoke(
+            session.content.rootFolder, 'CreateDatacenter', name='DC9'
+        )
+        host_folder = session.properties(
+            [datacenter], vim.Datacenter, ['hostFolder']
+        )[datacenter]['hostFolder']
+        twin = session.invoke(
+            host_folder,
+            'CreateClusterEx',
+            name='DC0_C1',
+            spec=vim.cluster.ConfigSpecEx(),
+        )
+        # Other tests of the class use DC0_C1: give the twin a name of its
+        # own afterwards.
+        self.addCleanup(
+            lambda: session.wait_for_task(
+                session.invoke(twin, 'Rename_Task', newName='DC9_C0')
+            )
+        )
+        with self.assertRaises(vc_session.ConfigurationError) as caught:
+            cluster.find_node(session, 'DC0_C1')
+        message = str(caught.exception)
+        self.assertIn('[vmware] cluster_name', message)
+        self.assertIn(twin._moId, message)
+        self.assertIn('DC9', message)
+        self.assertEqual(twin, cluster.find_node(session, twin._moId).cluster)
+
     def test_node_name_is_the_in_tree_drivers(self):
         session = self.connect()
         node = cluster.find_node(session, 'DC0_C1')

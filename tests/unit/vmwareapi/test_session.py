@@ -190,3 +190,31 @@ class TestTaskTimeout(unittest.TestCase):
                 session.wait_for_task(task)
         task.CancelTask.assert_called_once_with()
         self.assertIn('cancelled', str(caught.exception))
+
+
+class TestVCenterCheck(unittest.TestCase):
+    """vSphere API, AboutInfo: apiType is VirtualCenter on vCenter and
+    HostAgent on ESXi; the version is vCenter's."""
+
+    def about(self, api_type='VirtualCenter', version='7.0.3'):
+        return mock.Mock(
+            apiType=api_type,
+            version=version,
+            fullName=f'{api_type} {version}',
+        )
+
+    def test_a_supported_vcenter_passes(self):
+        vc_session.check_vcenter(self.about(), 'vc:443')
+        vc_session.check_vcenter(self.about(version='8.0.2'), 'vc:443')
+
+    def test_an_esxi_host_is_named_as_such(self):
+        with self.assertRaises(vc_session.ConfigurationError) as caught:
+            vc_session.check_vcenter(self.about('HostAgent'), 'esx:443')
+        self.assertIn('not a vCenter Server', str(caught.exception))
+        self.assertIn('[vmware] host_ip', str(caught.exception))
+
+    def test_a_vcenter_too_old_is_refused_with_the_minimum(self):
+        with self.assertRaises(vc_session.ConfigurationError) as caught:
+            vc_session.check_vcenter(self.about(version='6.5.0'), 'vc:443')
+        self.assertIn('6.5.0', str(caught.exception))
+        self.assertIn(vc_session.MIN_VCENTER_VERSION, str(caught.exception))
