@@ -7,6 +7,7 @@ path (``dcPath``) vCenter needs to find the datastore.
 
 from collections.abc import Iterable
 import http.client
+import io
 import logging
 from typing import Any
 import urllib.parse
@@ -19,6 +20,36 @@ LOG = logging.getLogger(__name__)
 #: What the file interface answers a session it does not know.
 UNAUTHENTICATED = (401, 403)
 CHUNK = 1024 * 1024
+
+
+class ChunkReader(io.RawIOBase):
+    """A file object over an iterable of byte chunks, so a download can be
+    handed to whatever reads a file (Glance's upload) without landing on
+    the compute node's disk."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        super().__init__()
+        self._chunks = iter(chunks)
+        self._rest = b''
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._rest:
+            self._rest = next(self._chunks, None)
+            if self._rest is None:
+                self._rest = b''
+                return 0
+        count = min(len(buffer), len(self._rest))
+        buffer[:count] = self._rest[:count]
+        self._rest = self._rest[count:]
+        return count
+
+
+def reader(chunks: Iterable[bytes]) -> io.BufferedReader:
+    """A buffered file object reading ``chunks`` in order."""
+    return io.BufferedReader(ChunkReader(chunks), buffer_size=CHUNK)
 
 
 def path(datastore: str, *parts: str) -> str:

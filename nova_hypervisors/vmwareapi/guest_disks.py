@@ -10,7 +10,6 @@ disk, leaving the root disk untouched for the user to repair.
 """
 
 import logging
-import tempfile
 from typing import Any
 
 from nova.compute import task_states
@@ -68,18 +67,27 @@ class GuestDisks:
         self, context: Any, instance: Any, image_id: str, update_task_state
     ) -> None:
         vm = lookup.get_vm(self._session, instance)
-        props = self._vmops.vm_properties(vm, DISK_PATHS)
+        props = self._vmops.vm_properties(
+            vm, DISK_PATHS + ['runtime.powerState', 'guest.toolsRunningStatus']
+        )
         root = root_disk(props.get('config.hardware.device')).backing.fileName
         vm_dir = vm_ops.vm_directory(props['config.files.vmPathName'])
         copy = f'{vm_dir}/snapshot-{image_id}.vmdk'
         update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
+        # A quiesced snapshot needs VMware Tools in a running guest; in-tree
+        # always asks for one (vmops._create_vm_snapshot), which fails
+        # without Tools.
+        quiesce = (
+            props.get('runtime.powerState') == 'poweredOn'
+            and props.get('guest.toolsRunningStatus') == 'guestToolsRunning'
+        )
         snapshot = self._run_task(
             vm,
             'CreateSnapshot_Task',
             name=f'nova-snapshot-{image_id}',
             description='taken for a Glance image',
             memory=False,
-            quiesce=False,
+            quiesce=quiesce,
         )
         try:
             self._files.copy_disk(root, copy)
@@ -92,18 +100,17 @@ class GuestDisks:
             expected_state=task_states.IMAGE_PENDING_UPLOAD,
         )
         try:
-            with tempfile.TemporaryFile() as data:
-                extent = copy.replace('.vmdk', '-flat.vmdk')
-                for chunk in self._files.download(extent):
-                    data.write(chunk)
-                data.seek(0)
-                # The bytes are the flat extent: a raw image of the disk,
-                # which every hypervisor (and qemu-img) reads as what it is.
-                metadata = {
-                    'disk_format': 'raw',
-                    'container_format': 'bare',
-                    'properties': {'vmware_adaptertype': 'lsiLogic'},
-                }
+            extent = copy.replace('.vmdk', '-flat.vmdk')
+            # The bytes are the flat extent: a raw image of the disk, which
+            # every hypervisor (and qemu-img) reads as what it is.  They go
+            # from the datastore to Glance as they come, never to the
+            # compute node's disk.
+            metadata = {
+                'disk_format': 'raw',
+                'container_format': 'bare',
+                'properties': {'vmware_adaptertype': 'lsiLogic'},
+            }
+            with ds_util.reader(self._files.download(extent)) as data:
                 glance.API().update(context, image_id, metadata, data)
         finally:
             self._files.delete_disk(copy)
