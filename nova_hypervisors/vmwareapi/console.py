@@ -15,6 +15,7 @@ from oslo_serialization import jsonutils
 from pyVmomi import vim
 
 from nova import exception
+from nova.virt import configdrive
 from nova_hypervisors.vmwareapi import events
 from nova_hypervisors.vmwareapi import lookup
 from nova_hypervisors.vmwareapi import session as vc_session
@@ -114,7 +115,8 @@ class Console:
             hypervisor='vmware',
             hypervisor_os='esxi',
             uptime=props.get('summary.quickStats.uptimeSeconds') or 0,
-            config_drive=False,
+            # Whether the instance has one (Nova's own rule, as libvirt).
+            config_drive=configdrive.required_by(instance),
         )
         diags.memory_details = nova_diagnostics.MemoryDiagnostics(
             maximum=props.get('summary.config.memorySizeMB') or 0,

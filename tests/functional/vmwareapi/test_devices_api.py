@@ -138,6 +138,12 @@ class DevicesTest(api_base.VCenterAPITestCase):
     def test_a_config_drive_is_an_iso_cdrom_with_the_metadata(self):
         require_genisoimage()
         server = self._boot_active(config_drive=True)
+        self.api.microversion = '2.48'  # structured diagnostics
+        diagnostics = self.api.api_get(
+            f'/servers/{server["id"]}/diagnostics'
+        ).body
+        self.assertTrue(diagnostics['config_drive'])
+        self.assertEqual('running', diagnostics['state'])
 
         devices = self._vm_props(server, 'config.hardware.device')[
             'config.hardware.device'
