@@ -76,6 +76,7 @@ class DatastoreFiles:
         self._session = session
         self._datacenter = datacenter
         self._dc_path = datacenter_path
+        self._browsers: dict[Any, Any] = {}
 
     def _connection(self) -> http.client.HTTPConnection:
         settings = self._session.settings
@@ -182,6 +183,35 @@ class DatastoreFiles:
                 yield chunk
         finally:
             connection.close()
+
+    def names(self, datastore: Any, ds_path: str) -> list[str]:
+        """The names in a datastore folder; [] when there is no folder.
+
+        ``HostDatastoreBrowser.SearchDatastore_Task`` of the datastore's
+        browser, every name (``matchPattern`` "*": vcsim matches nothing
+        without one).
+        """
+        browser = self._browsers.get(datastore)
+        if browser is None:
+            browser = self._session.properties(
+                [datastore], vim.Datastore, ['browser']
+            )[datastore]['browser']
+            self._browsers[datastore] = browser
+        spec = vim.host.DatastoreBrowser.SearchSpec(matchPattern=['*'])
+        try:
+            result = self._session.wait_for_task(
+                self._session.invoke(
+                    browser,
+                    'SearchDatastore_Task',
+                    datastorePath=ds_path,
+                    searchSpec=spec,
+                )
+            )
+        except (vim.fault.FileNotFound, vc_session.TaskFailed) as error:
+            if not _is_not_found(error):
+                raise
+            return []
+        return [entry.path for entry in getattr(result, 'file', None) or ()]
 
     def make_directory(self, ds_path: str) -> None:
         try:

@@ -16,6 +16,7 @@ from nova_hypervisors.vmwareapi import datastore
 from nova_hypervisors.vmwareapi import errors
 from nova_hypervisors.vmwareapi import events
 from nova_hypervisors.vmwareapi import guest_disks
+from nova_hypervisors.vmwareapi import image_aging
 from nova_hypervisors.vmwareapi import images
 from nova_hypervisors.vmwareapi import lookup
 from nova_hypervisors.vmwareapi import migrations
@@ -66,6 +67,9 @@ class VCDriver(driver.ComputeDriver):
             else CONF.image_cache.subdirectory_name
         )
         image_cache = images.ImageCache(files, cache_folder)
+        self._aging = image_aging.ImageAging(
+            session, node, files, cache_folder, group.datastore_regex
+        )
         spawn_settings = vmops.SpawnSettings(
             datastore_regex=group.datastore_regex,
             use_linked_clone=group.use_linked_clone,
@@ -302,8 +306,16 @@ class VCDriver(driver.ComputeDriver):
     def unrescue(self, context, instance):
         self._disks.unrescue(instance)
 
+    @translate
     def manage_image_cache(self, context, all_instances):
-        """Cached images stay; removing them is an operator's decision."""
+        """Age the image cache (:mod:`.image_aging`), unless
+        ``[image_cache] remove_unused_base_images`` is off."""
+        if not CONF.image_cache.remove_unused_base_images:
+            return
+        self._aging.run(
+            all_instances,
+            CONF.image_cache.remove_unused_original_minimum_age_seconds,
+        )
 
     # -- consoles and diagnostics ----------------------------------------
 

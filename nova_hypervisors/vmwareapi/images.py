@@ -74,6 +74,10 @@ class ImageCache:
         self.folder = folder
         self._image_api = glance.API()
 
+    def image_folder(self, datastore: str, image_id: str) -> str:
+        """Datastore path of the image's folder in the cache."""
+        return ds_util.path(datastore, self.folder, image_id)
+
     def cached_disk(self, datastore: str, image_id: str) -> str:
         """Datastore path of the image's cached vmdk descriptor."""
         return ds_util.path(

@@ -26,6 +26,7 @@ from nova_hypervisors.vmwareapi import cluster
 from nova_hypervisors.vmwareapi import datastore as ds_util
 from nova_hypervisors.vmwareapi import events
 from nova_hypervisors.vmwareapi import hardware as vm_hardware
+from nova_hypervisors.vmwareapi import image_aging
 from nova_hypervisors.vmwareapi import images
 from nova_hypervisors.vmwareapi import lookup
 from nova_hypervisors.vmwareapi import network
@@ -274,6 +275,13 @@ class VMOps:
             vmPathName=ds_util.path(datastore.name, uuid, f'{uuid}.vmx')
         )
         spec.extraConfig = self._extra_config(instance)
+        if self._settings.use_linked_clone:
+            # The cache must keep this VM's parent (image_aging).
+            spec.extraConfig.append(
+                image_aging.parent_option(
+                    self._images.image_folder(datastore.name, image_meta.id)
+                )
+            )
         spec.deviceChange = devices
         self._states.expect(uuid, 'poweredOff')
         vm = self._run_task(

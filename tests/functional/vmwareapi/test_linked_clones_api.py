@@ -11,6 +11,7 @@ import io
 from oslo_utils import units
 from pyVmomi import vim
 
+from nova import context
 from nova_hypervisors.vmwareapi import datastore
 from nova_hypervisors.vmwareapi import session as vc_session
 from tests.functional.vmwareapi import api_base
@@ -46,6 +47,48 @@ class LinkedCloneTest(api_base.VCenterAPITestCase):
         self.assertEqual('poweredOn', self._power_state(second))
         third = self._boot_active(host='compute1')
         self.assertEqual(parent, self._parent_of(third))
+
+    def _marks(self, folder: str) -> list:
+        stores = self.admin.view_properties(
+            self.admin.content.rootFolder, {vim.Datastore: ['name']}
+        )
+        name = folder.split(']')[0][1:]
+        (store,) = [ref for ref, p in stores.items() if p['name'] == name]
+        files = datastore.DatastoreFiles(self.admin, None, 'DC0')
+        return [n for n in files.names(store, folder) if n.startswith('ts-')]
+
+    def test_the_cache_ages_only_images_no_vm_links_to(self):
+        """manage_image_cache as in-tree's (a ts- mark, then removal after
+        remove_unused_original_minimum_age_seconds), but never while a VM
+        on the datastore still links to the image, whichever node it
+        belongs to: both clusters share LocalDS_0 and its cache here."""
+        self.flags(
+            remove_unused_original_minimum_age_seconds=0, group='image_cache'
+        )
+        server = self._boot_active(host='compute2')
+        parent = self._parent_of(server)
+        folder = parent.rsplit('/', 1)[0]
+        files = datastore.DatastoreFiles(self.admin, None, 'DC0')
+        ctx = context.get_admin_context()
+
+        # No instance of compute1 uses it: marked, then kept (linked).
+        self.compute1.driver.manage_image_cache(ctx, [])
+        self.assertEqual(1, len(self._marks(folder)))
+        self.compute1.driver.manage_image_cache(ctx, [])
+        self.assertTrue(files.exists(parent))
+        # In use on compute2: the mark goes.
+        self.compute2.manager._run_image_cache_manager_pass(ctx)
+        self.assertEqual([], self._marks(folder))
+
+        self._delete_server(server)
+        self.compute1.driver.manage_image_cache(ctx, [])
+        self.assertTrue(files.exists(parent))  # marked only
+        # Nova's own periodic pass removes it now.
+        self.compute1.manager._run_image_cache_manager_pass(ctx)
+        self.assertFalse(files.exists(parent))
+        # The next boot caches the image again.
+        again = self._boot_active(host='compute1')
+        self.assertEqual(parent, self._parent_of(again))
 
 
 class SizedParentTest(api_base.VCenterAPITestCase):
