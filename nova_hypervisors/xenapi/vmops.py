@@ -44,25 +44,38 @@ FIRST_EPHEMERAL_DEVICE = 2
 CONFIG_DRIVE_DEVICE = 3
 SNAPSHOT_FORMAT = 'vhd'
 RESCUE_DISK = 'rescue'
+#: The names (after the instance's) of the disks an instance owns.
+ORPHAN_KINDS = ('root', 'swap', 'ephemeral', 'config drive', RESCUE_DISK)
 
 
 class _Undo:
-    """What a half-done spawn must remove, newest first."""
+    """What a half-done spawn must remove, newest first.
+
+    Steps that must run before all others (halting the VM: xapi refuses to
+    unplug or destroy the VBDs, VIFs and VDIs of a running VM with
+    ``OPERATION_NOT_ALLOWED`` and ``VDI_IN_USE``, so a failure after the
+    start would otherwise leave them all) are added with ``first``.
+    """
 
     def __init__(self) -> None:
+        self._first: list[tuple[str, Callable[[], None]]] = []
         self._steps: list[tuple[str, Callable[[], None]]] = []
 
     def add(self, what: str, step: Callable[[], None]) -> None:
         self._steps.append((what, step))
 
+    def first(self, what: str, step: Callable[[], None]) -> None:
+        self._first.append((what, step))
+
     def rollback(self) -> None:
-        for what, step in reversed(self._steps):
+        for what, step in self._first + list(reversed(self._steps)):
             try:
                 step()
             except Exception:
                 LOG.exception(
                     'Cleaning up %s after a failed spawn failed', what
                 )
+        self._first = []
         self._steps = []
 
 
@@ -165,6 +178,7 @@ class VMOps:
         )
         record['xenstore_data'] = vm_utils.xenstore_metadata(instance)
         vm_ref = self._call('VM.create', record)
+        undo.first('halting the VM', lambda: self._halt(vm_ref))
         undo.add('VM', lambda: self._destroy_vm_record(vm_ref))
         vbd = disks.create_vbd(
             session, vm_ref, root_vdi, ROOT_DEVICE, bootable=True
@@ -350,6 +364,13 @@ class VMOps:
         with contextlib.suppress(exception.NotFound):
             self._call('VBD.destroy', vbd_ref)
 
+    def _halt(self, vm_ref: str) -> None:
+        """Hard shutdown unless the VM is (already) halted or gone."""
+        record = self._session.get_rec('VM', vm_ref)
+        if record is not None and record['power_state'] != 'Halted':
+            with contextlib.suppress(exception.NotFound):
+                self._async('VM.hard_shutdown', vm_ref)
+
     def _destroy_vm_record(self, vm_ref: str) -> None:
         record = self._session.get_rec('VM', vm_ref)
         if record is None:
@@ -406,8 +427,32 @@ class VMOps:
         found = vm_utils.find_vm(self._session, instance)
         if found is None:
             LOG.info('VM already gone', instance=instance)
+            if destroy_disks:
+                self._destroy_orphan_disks(instance)
             return
         self._destroy_vm(instance.uuid, found[0], found[1], destroy_disks)
+
+    def _destroy_orphan_disks(self, instance) -> None:
+        """The instance's disks that no VM holds: found by their names and
+        their ``nova_instance_uuid`` tag, not through a VM (a spawn whose
+        undo could not finish, a VM removed behind Nova's back).  One
+        query; a disk still plugged into some VM is left alone, and so is
+        every disk without the tag (volumes, cached images)."""
+        names = ['%s %s' % (instance.name, kind) for kind in ORPHAN_KINDS]
+        expr = ' or '.join(
+            'field "name__label"=%s' % vm_utils.quote(name) for name in names
+        )
+        records = self._session.get_all_records_where('VDI', expr)
+        for ref, rec in records.items():
+            tag = (rec.get('other_config') or {}).get(disks.NOVA_INSTANCE)
+            if tag != instance.uuid or rec.get('VBDs'):
+                continue
+            LOG.info(
+                'Removing disk %s left without a VM',
+                rec.get('name_label'),
+                instance=instance,
+            )
+            disks.destroy_vdi(self._session, ref)
 
     # -- power -----------------------------------------------------------
 

@@ -3,7 +3,7 @@
 JSON over HTTP, bound to 127.0.0.1 only::
 
     GET  /hosts                      the hosts, as the CLI prints them
-    POST /faults/fail_next           {"method", "count", "error_list"}
+    POST /faults/fail_next           {"method", "count", "error_list", "after"}
     POST /faults/latency             {"method" (null: all), "seconds"}
     POST /faults/expire_sessions     {}
     POST /faults/stop_host           {"name"}
@@ -84,6 +84,7 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
                 body['method'],
                 int(body.get('count', 1)),
                 body.get('error_list'),
+                int(body.get('after', 0)),
             )
         elif path == '/faults/latency':
             faults.latency(body.get('method'), float(body['seconds']))

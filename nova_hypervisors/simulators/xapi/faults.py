@@ -2,9 +2,12 @@
 
 From Python (``sim.faults``) or over the loopback control endpoint:
 
-* ``fail_next(method, count, error_list)``: the next ``count`` calls of
-  ``method`` (``'VM.start'``; an ``Async.`` call fails its task) fail with
-  ``error_list`` (``['HOST_OFFLINE', 'OpaqueRef:...']``), unchecked;
+* ``fail_next(method, count, error_list, after)``: after ``after`` more
+  calls of ``method`` that pass, the next ``count`` ones (``'VM.start'``;
+  an ``Async.`` call fails its task) fail with ``error_list``
+  (``['HOST_OFFLINE', 'OpaqueRef:...']``), unchecked;
+* ``calls(method)``: how many calls of ``method`` the pools have had, so a
+  test can trace an operation, then fail each of its calls in turn;
 * ``latency(method_or_None, seconds)``: every call of ``method`` (or every
   call) takes that much longer; VM operations spend it while their
   ``current_operations`` show them, so concurrent calls meet
@@ -34,6 +37,7 @@ class Faults:
         self._lock = threading.Lock()
         self._failures: dict[str, collections.deque] = {}
         self._latency: dict[str | None, float] = {}
+        self._calls: collections.Counter = collections.Counter()
         self._controller: Any = None
 
     def bind(self, controller: Any) -> None:
@@ -47,15 +51,24 @@ class Faults:
         method: str,
         count: int = 1,
         error_list: list[str] | tuple[str, ...] | None = None,
+        after: int = 0,
     ) -> None:
         if count < 1:
             raise ValueError('count must be at least 1')
+        if after < 0:
+            raise ValueError('after cannot be negative')
         error = list(error_list or DEFAULT_ERROR)
         if not error:
             raise ValueError('error_list needs at least an error code')
         with self._lock:
             queue = self._failures.setdefault(method, collections.deque())
-            queue.extend([error] * count)
+            # None: a call that passes.
+            queue.extend([None] * after + [error] * count)
+
+    def calls(self, method: str) -> int:
+        """Calls of ``method`` so far (failed ones included)."""
+        with self._lock:
+            return self._calls[method]
 
     def latency(self, method: str | None, seconds: float) -> None:
         if seconds < 0:
@@ -74,12 +87,14 @@ class Faults:
     def before_call(self, endpoint, method: str) -> float:
         """Raise an injected failure for ``method``, or return its latency."""
         with self._lock:
+            self._calls[method] += 1
             queue = self._failures.get(method)
             if queue:
                 error = queue.popleft()
                 if not queue:
                     del self._failures[method]
-                raise XapiFailure.raw(error)
+                if error is not None:
+                    raise XapiFailure.raw(error)
             return self._latency.get(method, 0.0) + self._latency.get(
                 None, 0.0
             )

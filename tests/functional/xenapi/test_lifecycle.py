@@ -576,6 +576,67 @@ class TestFailures(XenAPITestCase):
                 self.assertIn('INTERNAL_ERROR', server['fault']['message'])
                 self.assert_nothing_left(server['id'])
 
+    def _boot_with_every_disk(self, flavor, expect='ACTIVE'):
+        server = self._build_server(
+            image_uuid=IMAGE_ID, flavor_id=flavor, networks='none'
+        )
+        server['config_drive'] = True
+        created = self.api.post_server({'server': server})
+        return self._wait_for_state_change(created, expect)
+
+    def test_a_failure_after_the_start_halts_the_vm_and_leaves_nothing(self):
+        """The undo halts the VM before anything else: xapi refuses to
+        unplug or destroy the VBDs and VDIs of a running VM
+        (OPERATION_NOT_ALLOWED, VDI_IN_USE), so a failure once the VM has
+        started used to leave its root, swap, ephemeral and config drive
+        disks behind.  The failure is in the wait for the start task (the
+        last task a boot awaits), found by tracing a boot."""
+        flavor = self._create_flavor(
+            memory_mb=512, vcpu=1, disk=0, ephemeral=1, swap=64
+        )
+        # One boot fills the image cache, the next is traced.
+        self._delete_server(self._boot_with_every_disk(flavor))
+        before = self.sim.faults.calls('task.get_record')
+        traced = self._boot_with_every_disk(flavor)
+        awaited = self.sim.faults.calls('task.get_record') - before
+        self._delete_server(traced)
+
+        self.sim.faults.fail_next(
+            'task.get_record',
+            1,
+            ['INTERNAL_ERROR', 'injected'],
+            after=awaited - 1,
+        )
+        server = self._boot_with_every_disk(flavor, expect='ERROR')
+        self.assertIn('INTERNAL_ERROR', server['fault']['message'])
+        self.assert_nothing_left(server['id'])
+        # The undo itself removed everything; Nova's destroy found nothing.
+        log = self.stdlog.logger.output
+        self.assertIn('removing what it created', log)
+        self.assertNotIn('after a failed spawn failed', log)
+        self.assertNotIn('left without a VM', log)
+
+    def test_destroy_finds_disks_left_without_a_vm(self):
+        """Disks are found by their tag, not only through the VM: a VM
+        removed behind Nova's back leaves its disks, and deleting the
+        server removes them."""
+        flavor = self._create_flavor(
+            memory_mb=512, vcpu=1, disk=0, ephemeral=1, swap=64
+        )
+        server = self._boot_with_every_disk(flavor)
+        ref, _ = self.vm_of(server)
+        xapi = self.xapi().xenapi
+        xapi.VM.hard_shutdown(ref)
+        xapi.VM.destroy(ref)
+        tagged = [
+            rec['name_label']
+            for rec in self.records('VDI').values()
+            if rec['other_config'].get('nova_instance_uuid') == server['id']
+        ]
+        self.assertEqual(4, len(tagged), tagged)
+        self._delete_server(server)
+        self.assert_nothing_left(server['id'])
+
     def test_a_session_expiry_in_the_middle_of_a_boot_is_survived(self):
         self.sim.faults.expire_sessions()
         self.sim.faults.fail_next(
