@@ -62,6 +62,16 @@ connection_opts = [
         'Ignored when ca_file is set.',
     ),
     cfg.IntOpt(
+        'unreachable_grace',
+        default=120,
+        min=0,
+        help='Seconds the pool master may stay unreachable before this '
+        'compute service disables itself (its reason starts with "AUTO:"), '
+        'so that the scheduler stops sending it instances; it enables '
+        'itself again as soon as the master answers, unless an operator '
+        'disabled it meanwhile.  0 turns this off.',
+    ),
+    cfg.IntOpt(
         'operation_timeout',
         default=1800,
         min=1,

@@ -15,6 +15,7 @@ from oslo_log import log as logging
 from nova import exception
 from nova.virt import driver
 from nova_hypervisors import conf
+from nova_hypervisors.common import availability
 from nova_hypervisors.common import lifecycle
 from nova_hypervisors.xenapi import disks
 from nova_hypervisors.xenapi import events
@@ -85,7 +86,12 @@ class XenAPIDriver(driver.ComputeDriver):
         tracker = lifecycle.PowerStateTracker(dispatcher.put)
         table = xinstances.InstanceTable(lambda: session.host_ref, tracker)
         watcher = events.EventWatcher(
-            session, table.on_vm_event, table.on_vm_snapshot
+            session,
+            table.on_vm_event,
+            table.on_vm_snapshot,
+            availability.ServiceAvailability(host, settings.unreachable_grace)
+            if settings.unreachable_grace
+            else None,
         )
         watcher.start()
         self._session = session

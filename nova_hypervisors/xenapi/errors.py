@@ -15,8 +15,13 @@ from nova import exception
 MASTER_CHANGING = frozenset({'HOST_IS_SLAVE', 'HOST_STILL_BOOTING'})
 
 # Codes that mean the call was refused without doing anything, only because
-# something else is busy: always safe to repeat a little later.
-BUSY = frozenset({'OTHER_OPERATION_IN_PROGRESS'})
+# something else is busy: always safe to repeat a little later.  xapi's
+# TOO_BUSY refuses a request when too many are queued (errors.json: "The
+# request was rejected because the server is too busy").
+BUSY = frozenset({'OTHER_OPERATION_IN_PROGRESS', 'TOO_BUSY'})
+# What an Async task may end with and be run again a little later: busy,
+# or a host whose toolstack is still starting.
+TRANSIENT = BUSY | {'HOST_STILL_BOOTING'}
 
 _NOT_FOUND = frozenset({'HANDLE_INVALID', 'UUID_INVALID'})
 _STATE = frozenset(

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import http.client
 import threading
 import time
+from typing import Any
 import xmlrpc.client
 
 from oslo_log import log as logging
@@ -53,13 +54,17 @@ class EventWatcher:
         session: xsession.XenAPISession,
         on_vm_event: VmCallback | None = None,
         on_vm_snapshot: Callable[[dict], None] | None = None,
+        availability: Any = None,
     ) -> None:
         """``on_vm_event(ref, operation, record)`` gets every VM change;
         ``on_vm_snapshot({ref: record})`` the whole VM table whenever the
-        watcher (re)starts from an empty token."""
+        watcher (re)starts from an empty token; ``availability`` (a
+        :class:`.common.availability.ServiceAvailability`) hears when the
+        master stops answering and when it answers again."""
         self._session = session
         self._on_vm_event = on_vm_event
         self._on_vm_snapshot = on_vm_snapshot
+        self._availability = availability
         self._waiters: dict[str, _Waiter] = {}
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -137,6 +142,8 @@ class EventWatcher:
                 self._dispatch(result.get('events', []), first)
                 self.ready.set()
                 delay = 0.5
+                if self._availability is not None:
+                    self._availability.back()
             except XenAPI.Failure as failure:
                 code = failure.details[0] if failure.details else ''
                 if code == 'EVENT_FROM_TOKEN_PARSE_FAILURE':
@@ -164,11 +171,17 @@ class EventWatcher:
                 if self._stopped.is_set():
                     break
                 LOG.warning(
-                    'XenAPI event watcher lost its connection '
-                    '(%s); reconnecting',
+                    'XenAPI pool master %s unreachable (%s); trying the '
+                    'pool members',
+                    self._session.master_address,
                     exc.__class__.__name__,
                 )
                 self._reconnect(None)
+                if self._availability is not None:
+                    self._availability.lost(
+                        'XenServer pool master %s unreachable'
+                        % self._session.master_address
+                    )
                 delay = self._pause(delay)
             except Exception:
                 if self._stopped.is_set():
@@ -258,10 +271,33 @@ def run_async(
     """Run ``Async.<method>`` and await its task; destroy the task after.
 
     A task that outlives ``timeout`` is cancelled, and its failure surfaces
-    as the matching Nova exception with the XenAPI code and arguments.
+    as the matching Nova exception with the XenAPI code and arguments.  A
+    task that ends refused for a passing reason (:data:`errors.TRANSIENT`:
+    another operation on the VM, a busy or still booting toolstack, which
+    did nothing) is run again after a back-off, as many times as an
+    ordinary call is retried; permanent failures raise at once.
     """
-    task = session.call_xenapi('Async.' + method, *args)
-    return await_task(session, watcher, task, method, timeout)
+    delay = session.retry_delay
+    attempt = 0
+    while True:
+        attempt += 1
+        task = session.call_xenapi('Async.' + method, *args)
+        try:
+            return await_task(session, watcher, task, method, timeout)
+        except exception.NovaException as exc:
+            code = getattr(exc, 'xenapi_code', None)
+            if code not in errors.TRANSIENT or (
+                attempt >= session.retry_attempts
+            ):
+                raise
+            LOG.info(
+                'XenAPI %s ended %s; running it again in %.1f s',
+                method,
+                code,
+                delay,
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, session.retry_delay_max)
 
 
 def await_task(

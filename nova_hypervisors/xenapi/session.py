@@ -20,6 +20,7 @@ that host scopes ``VM.start_on``, ``resident_on`` and resource reports.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Iterator
 import contextlib
 import http.client
@@ -101,12 +102,18 @@ class _Connection:
     """One logged-in XenAPI session to one address."""
 
     def __init__(
-        self, client: XenAPI.Session, transport, address: str, generation: int
+        self,
+        client: XenAPI.Session,
+        transport,
+        address: str,
+        generation: int,
+        remember: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
         self.transport = transport
         self.address = address
         self.generation = generation
+        self._remember = remember
 
     @property
     def handle(self) -> str:
@@ -114,7 +121,14 @@ class _Connection:
 
     def request(self, method: str, args: tuple, timeout: float) -> Any:
         self.transport.timeout = timeout
-        return self.client.xenapi_request(method, args)
+        try:
+            return self.client.xenapi_request(method, args)
+        finally:
+            # XenAPI's client logs in again by itself on SESSION_INVALID
+            # (XenAPI.py, Session.xenapi_request): that new session ref is
+            # a secret too, to be scrubbed from logs and faults.
+            if self._remember is not None:
+                self._remember(self.handle)
 
 
 class XenAPISession:
@@ -257,16 +271,35 @@ class XenAPISession:
                 'port' % (self._url_for(address), exc.reason)
             ) from None
         except _CONNECTION_ERRORS as exc:
+            if address != self.host_address:
+                # The pool master we learned, not the configured URL: the
+                # operator's setting is fine, the master is what is gone.
+                raise exception.HypervisorUnavailable(
+                    message='XenServer pool master %s unreachable (%s); '
+                    'trying the pool members %s'
+                    % (
+                        address,
+                        exc.__class__.__name__,
+                        ', '.join(self.pool_addresses) or self.host_address,
+                    )
+                ) from None
             raise exception.HypervisorUnavailable(
                 message='Cannot reach the XenServer host at %s (%s): check '
                 '[xenserver] connection_url, and that the host is up'
                 % (self._url_for(address), exc.__class__.__name__)
             ) from None
         self.call_count += 1
-        conn = _Connection(client, transport, address, self._generation)
-        with self._lock:
-            self._handles.add(conn.handle)
+        conn = _Connection(
+            client, transport, address, self._generation, self._remember
+        )
+        self._remember(conn.handle)
         return conn
+
+    def _remember(self, handle: str) -> None:
+        """Keep every session ref ever issued to us, to scrub it."""
+        if handle and handle not in self._handles:
+            with self._lock:
+                self._handles.add(handle)
 
     def _login_following_master(self, address: str) -> _Connection:
         """Log in at ``address``, or at the master it names."""
@@ -469,8 +502,21 @@ class XenAPISession:
 
     @property
     def handle(self) -> str:
-        """A valid session ref, for HTTP handlers (import/export)."""
+        """A session ref, for HTTP handlers (import/export)."""
         with self._connection() as conn:
+            return conn.handle
+
+    def valid_handle(self) -> str:
+        """A session ref xapi accepted just now, for an HTTP handler.
+
+        xapi checks an HTTP handler's ``session_id`` itself and answers 401
+        for one that expired (``Xapi_http.with_context``); nothing logs in
+        again there.  A cheap call first does: the client logs in again on
+        SESSION_INVALID, and the ref it then holds is valid.
+        """
+        with self._connection() as conn:
+            self.call_count += 1
+            conn.request('pool.get_all', (), self.call_timeout)
             return conn.handle
 
     @property
@@ -518,6 +564,19 @@ class XenAPISession:
                         )
                     ) from None
                 self._try_find_master(None)
+            except exception.HypervisorUnavailable as exc:
+                # No session could be opened to the master we know.  xapi
+                # elects no new master by itself (without HA an operator
+                # runs pool.emergency_transition_to_master on a member),
+                # so the call path looks among the members it remembers
+                # once, rather than waiting for the event watcher.
+                if attempt > 1 or not self.pool_addresses:
+                    raise
+                try:
+                    self._find_new_master(None)
+                except exception.HypervisorUnavailable:
+                    raise exc from None
+                continue
             except _CONNECTION_ERRORS as exc:
                 refused = isinstance(exc, ConnectionRefusedError)
                 if attempt >= self.retry_attempts or not (

@@ -15,6 +15,11 @@ What real xapi does, and what this module relies on:
   recorded only on the request's task.  So every transfer runs under a
   task of ours (``task_id=``), and its outcome is the task's, never the
   HTTP status alone.  The task is destroyed in every case.
+* The handlers check ``session_id`` themselves and answer ``401`` for one
+  that expired (``Xapi_http.with_context``); nothing logs in again there.
+  A transfer refused so is made once more with a session ref xapi has
+  just accepted (:meth:`.XenAPISession.valid_handle`): a toolstack
+  restart or a new master drops every session, in real life too.
 """
 
 from __future__ import annotations
@@ -40,6 +45,10 @@ MIB = 1024**2
 MAX_REDIRECTS = 3
 #: Seconds to wait for the task of a transfer that broke off.
 ABORTED_TASK_TIMEOUT = 30
+
+
+class _SessionRejected(Exception):
+    """xapi answered 401: the transfer's session ref has expired."""
 
 
 class Transfers:
@@ -80,15 +89,25 @@ class Transfers:
             'task.create', 'Nova %s' % what, vdi_ref
         )
 
-    def _query(self, vdi_ref: str, disk_format: str, task: str) -> str:
+    def _query(
+        self, vdi_ref: str, disk_format: str, task: str, handle: str
+    ) -> str:
         return urllib.parse.urlencode(
             {
                 'vdi': vdi_ref,
                 'format': disk_format,
-                'session_id': self._session.handle,
+                'session_id': handle,
                 'task_id': task,
             }
         )
+
+    def _handle(self, again: bool) -> str:
+        """A session ref for a transfer; one xapi has just accepted when
+        the first was refused."""
+        if again:
+            LOG.info('xapi refused a transfer session (expired); retrying')
+            return self._session.valid_handle()
+        return self._session.handle
 
     # -- import ------------------------------------------------------------
 
@@ -106,29 +125,35 @@ class Transfers:
         )
         length = int(image_meta.size)
         created: list[str] = []
+        for again in (False, True):
+            handle = self._handle(again)
 
-        def open_sink(head: bytes) -> _PutSink:
-            if disk_format == 'vhd':
-                size = disks.vhd_virtual_size(head, length)
-            else:
-                size = length
-            vdi_ref = disks.create_vdi(
-                session, sr_ref, name, max(size, MIB), other_config
-            )
-            created.append(vdi_ref)
-            return self._put(vdi_ref, sr_ref, disk_format, length)
-
-        writer = images.StreamingWriter(open_sink)
-        try:
-            images.stream_image(context, image_meta.id, writer)
-            if not created:
-                raise exception.ImageUnacceptable(
-                    image_id=image_meta.id, reason='the image is empty'
+            def open_sink(head: bytes, handle=handle) -> _PutSink:
+                if disk_format == 'vhd':
+                    size = disks.vhd_virtual_size(head, length)
+                else:
+                    size = length
+                vdi_ref = disks.create_vdi(
+                    session, sr_ref, name, max(size, MIB), other_config
                 )
-        except BaseException:
-            for vdi_ref in created:
-                disks.destroy_vdi(session, vdi_ref)
-            raise
+                created.append(vdi_ref)
+                return self._put(vdi_ref, sr_ref, disk_format, length, handle)
+
+            writer = images.StreamingWriter(open_sink)
+            try:
+                images.stream_image(context, image_meta.id, writer)
+                if not created:
+                    raise exception.ImageUnacceptable(
+                        image_id=image_meta.id, reason='the image is empty'
+                    )
+                break
+            except _SessionRejected:
+                self._destroy_all(created)
+                if again:
+                    raise self._refused('import_raw_vdi') from None
+            except BaseException:
+                self._destroy_all(created)
+                raise
         LOG.debug(
             'Imported image %s (%d bytes, %s)',
             image_meta.id,
@@ -137,18 +162,41 @@ class Transfers:
         )
         return created[0]
 
+    def _destroy_all(self, created: list[str]) -> None:
+        for vdi_ref in created:
+            disks.destroy_vdi(self._session, vdi_ref)
+        created.clear()
+
+    @staticmethod
+    def _refused(what: str) -> Exception:
+        return exception.StorageError(
+            reason='%s refused two sessions in a row (HTTP 401)' % what
+        )
+
     def upload_bytes(self, vdi_ref: str, sr_ref: str, data: bytes) -> None:
         """Write small contents (a config drive) into a VDI on ``sr_ref``."""
-        sink = self._put(vdi_ref, sr_ref, 'raw', len(data))
-        try:
-            sink.write(data)
-        except BaseException:
-            sink.abort()
-            raise
-        sink.close()
+        for again in (False, True):
+            sink = self._put(
+                vdi_ref, sr_ref, 'raw', len(data), self._handle(again)
+            )
+            try:
+                sink.write(data)
+                sink.close()
+                return
+            except _SessionRejected:
+                if again:
+                    raise self._refused('import_raw_vdi') from None
+            except BaseException:
+                sink.abort()
+                raise
 
     def _put(
-        self, vdi_ref: str, sr_ref: str, disk_format: str, length: int
+        self,
+        vdi_ref: str,
+        sr_ref: str,
+        disk_format: str,
+        length: int,
+        handle: str,
     ) -> _PutSink:
         address = self.host_with_sr(sr_ref)
         task = self._new_task('import_raw_vdi', vdi_ref)
@@ -158,7 +206,8 @@ class Transfers:
             )
             conn.putrequest(
                 'PUT',
-                '/import_raw_vdi?' + self._query(vdi_ref, disk_format, task),
+                '/import_raw_vdi?'
+                + self._query(vdi_ref, disk_format, task, handle),
                 skip_accept_encoding=True,
             )
             conn.putheader('Content-Length', str(length))
@@ -197,8 +246,11 @@ class Transfers:
         address = self.host_with_sr(
             self._session.call_xenapi('VDI.get_SR', vdi_ref)
         )
-        path = '/export_raw_vdi?' + self._query(vdi_ref, disk_format, task)
-        for _ in range(MAX_REDIRECTS + 1):
+        again = False
+        path = '/export_raw_vdi?' + self._query(
+            vdi_ref, disk_format, task, self._handle(again)
+        )
+        for _ in range(MAX_REDIRECTS + 2):
             conn = self._session.http_connection(
                 self._session.operation_timeout, address=address
             )
@@ -208,6 +260,12 @@ class Transfers:
                 return response
             body = response.read()[:200].decode('ascii', 'replace')
             conn.close()
+            if response.status == 401 and not again:
+                again = True
+                path = '/export_raw_vdi?' + self._query(
+                    vdi_ref, disk_format, task, self._handle(again)
+                )
+                continue
             if response.status not in (301, 302, 307):
                 raise exception.StorageError(
                     reason='export_raw_vdi answered HTTP %d %s'
@@ -296,7 +354,9 @@ class _PutSink:
             self._conn.send(chunk)
         except OSError:
             # xapi closes the connection when the import fails; the
-            # task says why.
+            # task says why.  A refused session was answered 401 first.
+            if self._early_status() == 401:
+                raise self._rejected() from None
             raise self._broken() from None
 
     def close(self) -> None:
@@ -312,6 +372,8 @@ class _PutSink:
             body = response.read()
         except (OSError, http.client.HTTPException):
             raise self._broken() from None
+        if response.status == 401:
+            raise self._rejected()
         if response.status != 200:
             self._finish(aborted=True)
             raise exception.StorageError(
@@ -327,6 +389,21 @@ class _PutSink:
 
     def abort(self) -> None:
         self._finish(aborted=True)
+
+    def _early_status(self) -> int | None:
+        """The status xapi answered before closing, if it did."""
+        try:
+            return self._conn.getresponse().status
+        except (OSError, http.client.HTTPException):
+            return None
+
+    def _rejected(self) -> Exception:
+        """The handler refused the session and never took the task: drop
+        both; the caller tries once more with a fresh session."""
+        self._done = True
+        self._conn.close()
+        self._transfers._forget_task(self._task)
+        return _SessionRejected()
 
     def _finish(self, aborted: bool, broken: bool = False) -> None:
         """Close the connection, then settle the task (once)."""

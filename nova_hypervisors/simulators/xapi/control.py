@@ -6,6 +6,8 @@ JSON over HTTP, bound to 127.0.0.1 only::
     POST /faults/fail_next           {"method", "count", "error_list", "after"}
     POST /faults/latency             {"method" (null: all), "seconds"}
     POST /faults/expire_sessions     {}
+    POST /faults/expire_sessions_on  {"method"}
+    POST /faults/calls               {"method"}  -> {"calls": n}
     POST /faults/stop_host           {"name"}
     POST /faults/start_host          {"name"}
     POST /faults/kill_master         {}
@@ -90,6 +92,10 @@ class ControlHandler(http.server.BaseHTTPRequestHandler):
             faults.latency(body.get('method'), float(body['seconds']))
         elif path == '/faults/expire_sessions':
             return {'expired': faults.expire_sessions()}
+        elif path == '/faults/expire_sessions_on':
+            faults.expire_sessions_on(body['method'])
+        elif path == '/faults/calls':
+            return {'calls': faults.calls(body['method'])}
         elif path == '/faults/stop_host':
             faults.stop_host(body['name'])
         elif path == '/faults/start_host':

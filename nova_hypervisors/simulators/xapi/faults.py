@@ -13,6 +13,9 @@ From Python (``sim.faults``) or over the loopback control endpoint:
   ``current_operations`` show them, so concurrent calls meet
   ``OTHER_OPERATION_IN_PROGRESS``; ``seconds=0`` removes it;
 * ``expire_sessions()``: every session of every pool becomes invalid;
+* ``expire_sessions_on(method)``: the same, at the next call of ``method``
+  (an XenAPI method, or the HTTP handlers ``import_raw_vdi`` and
+  ``export_raw_vdi``), just before xapi checks that call's session;
 * ``stop_host(name)`` / ``start_host(name)``: a host stops answering
   (connections refused, open connections cut) and comes back;
 * ``kill_master()``: the master of the first host's pool dies;
@@ -38,6 +41,7 @@ class Faults:
         self._failures: dict[str, collections.deque] = {}
         self._latency: dict[str | None, float] = {}
         self._calls: collections.Counter = collections.Counter()
+        self._expire_on: set[str] = set()
         self._controller: Any = None
 
     def bind(self, controller: Any) -> None:
@@ -65,6 +69,10 @@ class Faults:
             # None: a call that passes.
             queue.extend([None] * after + [error] * count)
 
+    def expire_sessions_on(self, method: str) -> None:
+        with self._lock:
+            self._expire_on.add(method)
+
     def calls(self, method: str) -> int:
         """Calls of ``method`` so far (failed ones included)."""
         with self._lock:
@@ -83,21 +91,29 @@ class Faults:
         with self._lock:
             self._failures.clear()
             self._latency.clear()
+            self._expire_on.clear()
 
     def before_call(self, endpoint, method: str) -> float:
-        """Raise an injected failure for ``method``, or return its latency."""
+        """Expire sessions or raise an injected failure for ``method``, or
+        return its latency."""
+        error = None
         with self._lock:
             self._calls[method] += 1
+            expire = method in self._expire_on
+            self._expire_on.discard(method)
             queue = self._failures.get(method)
             if queue:
                 error = queue.popleft()
                 if not queue:
                     del self._failures[method]
-                if error is not None:
-                    raise XapiFailure.raw(error)
-            return self._latency.get(method, 0.0) + self._latency.get(
+            latency = self._latency.get(method, 0.0) + self._latency.get(
                 None, 0.0
             )
+        if expire:
+            self.expire_sessions()
+        if error is not None:
+            raise XapiFailure.raw(error)
+        return latency
 
     # -- host-level faults -------------------------------------------------
 

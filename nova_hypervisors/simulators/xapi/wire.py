@@ -23,6 +23,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 import urllib.parse
 import xmlrpc.client
 
@@ -408,6 +409,16 @@ class XapiRequestHandler(http.server.BaseHTTPRequestHandler):
         pool = host.pool
         store = pool.store
         fmt = query.get('format', 'raw')
+        # Faults see HTTP handlers by name, as XenAPI methods.
+        try:
+            latency = host.topology.faults.before_call(
+                host, '%s_raw_vdi' % direction
+            )
+        except XapiFailure as failure:
+            self._plain(500, ' '.join([failure.code, *failure.args_]))
+            return None
+        if latency:
+            time.sleep(latency)
         with store.lock:
             session = query.get('session_id', '')
             if session not in store.tables['session']:

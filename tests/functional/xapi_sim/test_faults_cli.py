@@ -10,13 +10,17 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 import xmlrpc.client
 
 import pytest
 import XenAPI
 
+from tests.functional.xapi_sim.helpers import connect
+from tests.functional.xapi_sim.helpers import create_vdi
 from tests.functional.xapi_sim.helpers import create_vm
+from tests.functional.xapi_sim.helpers import default_sr
 from tests.functional.xapi_sim.helpers import failure_of
 from tests.functional.xapi_sim.helpers import login
 
@@ -153,3 +157,33 @@ def test_cli_rejects_bad_arguments():
     _out, err = process.communicate(timeout=30)
     assert process.returncode == 2
     assert 'the port must be between 0 and 65535' in err
+
+
+def test_fail_next_after_lets_calls_pass_first_and_calls_counts(sim, xapi):
+    """A traced operation's n-th call can be failed: fail it ``after``
+    the calls before it (how the fault campaign reaches every step)."""
+    start = sim.faults.calls('VM.get_all')
+    sim.faults.fail_next('VM.get_all', 1, ['HOST_OFFLINE', 'OpaqueRef:h'], 2)
+    xapi.VM.get_all()
+    xapi.VM.get_all()
+    assert failure_of(xapi.VM.get_all) == ['HOST_OFFLINE', 'OpaqueRef:h']
+    assert xapi.VM.get_all() is not None
+    assert sim.faults.calls('VM.get_all') - start == 4
+    counted = control(sim, '/faults/calls', {'method': 'VM.get_all'})
+    assert counted['calls'] == sim.faults.calls('VM.get_all')
+
+
+def test_sessions_expire_at_an_http_handler(sim, session, xapi):
+    """xapi checks an HTTP handler's session_id itself
+    (ocaml/xapi/xapi_http.ml, with_context) and answers 401 for one that
+    expired; ``expire_sessions_on`` makes that happen at the handler."""
+    vdi = create_vdi(xapi, default_sr(xapi))
+    control(sim, '/faults/expire_sessions_on', {'method': 'export_raw_vdi'})
+    conn = connect(sim.hosts[0])
+    query = {'vdi': vdi, 'format': 'raw', 'session_id': session._session}
+    conn.request('GET', '/export_raw_vdi?' + urllib.parse.urlencode(query))
+    assert conn.getresponse().status == 401
+    conn.close()
+    assert session._session not in sim.db(sim.hosts[0]).get_all_records(
+        'session'
+    )

@@ -40,6 +40,8 @@ class XenAPITestCase(base.NovaAPITestCase):
     shared_sr = True
     #: False: guests run no guest tools.
     guest_tools = True
+    #: [xenserver] options of the compute service beyond the connection.
+    xenserver_options: dict = {}
 
     def setUp(self):
         super().setUp()
@@ -68,6 +70,7 @@ class XenAPITestCase(base.NovaAPITestCase):
                 'clean_reboot_timeout': 5,
                 # xapi's plain-HTTP port (80 on a real host).
                 'console_port': self.xen.http_port,
+                **self.xenserver_options,
             },
         )
         self.addCleanup(self.compute.stop)
@@ -159,6 +162,18 @@ class XenAPITestCase(base.NovaAPITestCase):
         data = response.read(length)
         conn.close()
         return data
+
+    def _wait_for_image(self, name, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for image in self.glance.images.values():
+                if (
+                    image.get('name') == name
+                    and image['id'] in self.glance._imagedata
+                ):
+                    return image
+            time.sleep(0.1)
+        self.fail('image %s never uploaded' % name)
 
     def root_vdi(self, vm_record):
         for vbd_ref in vm_record['VBDs']:
@@ -325,18 +340,6 @@ class TestServerLifecycle(XenAPITestCase):
         clone = self.boot(image_id=image['id'])
         _, vm = self.vm_of(clone)
         self.assertEqual(RAW, self.disk_bytes(self.root_vdi(vm), len(RAW)))
-
-    def _wait_for_image(self, name, timeout=20):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for image in self.glance.images.values():
-                if (
-                    image.get('name') == name
-                    and image['id'] in self.glance._imagedata
-                ):
-                    return image
-            time.sleep(0.1)
-        self.fail('image %s never uploaded' % name)
 
     def test_a_shutdown_made_on_the_host_reaches_nova_as_an_event(self):
         server = self.boot()
@@ -576,6 +579,36 @@ class TestFailures(XenAPITestCase):
                 self.assertIn('INTERNAL_ERROR', server['fault']['message'])
                 self.assert_nothing_left(server['id'])
 
+    def test_a_busy_vm_is_tried_again_a_permanent_failure_is_not(self):
+        """OTHER_OPERATION_IN_PROGRESS and TOO_BUSY end a task without
+        doing anything: xapi means "try again shortly"
+        (ocaml/xapi/xapi_vm_lifecycle.ml, check_operation_error), so the
+        start runs again; a permanent failure ends the action at once."""
+        server = self.boot()
+        server = self._stop_server(server)
+        ref, _ = self.vm_of(server)
+        self.sim.faults.fail_next(
+            'VM.start_on',
+            1,
+            ['OTHER_OPERATION_IN_PROGRESS', 'VM', ref, 'clean_reboot'],
+        )
+        self.sim.faults.fail_next('VM.start_on', 1, ['TOO_BUSY'])
+        before = self.sim.faults.calls('VM.start_on')
+        server = self._start_server(server)
+        self.assertEqual(3, self.sim.faults.calls('VM.start_on') - before)
+        self.assertEqual('Running', self.vm_of(server)[1]['power_state'])
+
+        server = self._stop_server(server)
+        self.sim.faults.fail_next(
+            'VM.start_on', 1, ['VM_BAD_POWER_STATE', ref, 'halted', 'running']
+        )
+        before = self.sim.faults.calls('VM.start_on')
+        # The harness runs the cast synchronously: the error comes back.
+        with self.assertRaises(client.OpenStackApiException):
+            self.api.post_server_action(server['id'], {'os-start': None})
+        self.assertEqual(1, self.sim.faults.calls('VM.start_on') - before)
+        self.assertEqual('Halted', self.vm_of(server)[1]['power_state'])
+
     def _boot_with_every_disk(self, flavor, expect='ACTIVE'):
         server = self._build_server(
             image_uuid=IMAGE_ID, flavor_id=flavor, networks='none'
@@ -637,6 +670,58 @@ class TestFailures(XenAPITestCase):
         self._delete_server(server)
         self.assert_nothing_left(server['id'])
 
+    def test_sessions_expired_at_each_disk_transfer_are_survived(self):
+        """xapi's HTTP handlers check session_id themselves and answer 401
+        for an expired one (Xapi_http.with_context); nothing logs in again
+        there.  Each transfer is made once more with a session xapi has
+        just accepted: the image import, the config drive upload and the
+        snapshot export."""
+        # The image import (the image cache is cold).
+        self.sim.faults.expire_sessions_on('import_raw_vdi')
+        server = self.boot()
+        _, vm = self.vm_of(server)
+        self.assertEqual(RAW, self.disk_bytes(self.root_vdi(vm), len(RAW)))
+        # The config drive upload (the image is cached by now).
+        flavor = self._create_flavor(
+            memory_mb=512, vcpu=1, disk=0, ephemeral=1, swap=64
+        )
+        self.sim.faults.expire_sessions_on('import_raw_vdi')
+        with_drive = self._boot_with_every_disk(flavor)
+        # The snapshot export.
+        self.sim.faults.expire_sessions_on('export_raw_vdi')
+        self._snapshot_server(server, 'snap-after-expiry')
+        image = self._wait_for_image('snap-after-expiry')
+        self.assertTrue(self.glance._imagedata[image['id']])
+        self.assertEqual(
+            3,
+            self.stdlog.logger.output.count('refused a transfer session'),
+        )
+        for done in (server, with_drive):
+            self._delete_server(done)
+            self.assert_nothing_left(done['id'])
+
+    def test_session_refs_of_automatic_logins_are_scrubbed(self):
+        """A session ref is root on the pool: those of the XenAPI client's
+        own logins after SESSION_INVALID are scrubbed from faults and logs
+        like the first ones."""
+        self.boot()
+        self.sim.faults.expire_sessions()
+        self.boot()  # the client logged in again by itself
+        ours = [
+            ref
+            for ref, rec in self.records('session').items()
+            if rec['originator'] == 'nova-compute'
+        ]
+        self.assertTrue(ours)
+        self.sim.faults.fail_next(
+            'VM.create', 1, ['INTERNAL_ERROR', 'sessions ' + ' '.join(ours)]
+        )
+        server = self.boot(expect='ERROR')
+        self.assertIn('sessions', server['fault']['message'])
+        for ref in ours:
+            self.assertNotIn(ref, server['fault']['message'])
+            self.assertNotIn(ref, self.stdlog.logger.output)
+
     def test_a_session_expiry_in_the_middle_of_a_boot_is_survived(self):
         self.sim.faults.expire_sessions()
         self.sim.faults.fail_next(
@@ -644,6 +729,51 @@ class TestFailures(XenAPITestCase):
         )
         server = self.boot()
         self.assertEqual('Running', self.vm_of(server)[1]['power_state'])
+
+
+class TestMasterLoss(XenAPITestCase):
+    """A compute whose pool master is gone takes itself out of scheduling
+    (the service disabled, its reason starting with "AUTO:", as Nova's
+    libvirt driver does for a lost connection) and comes back by itself."""
+
+    xenserver_options = {'unreachable_grace': 1}
+
+    def service(self):
+        (service,) = self.admin_api.get_services(
+            binary='nova-compute', host='compute1'
+        )
+        return service
+
+    def wait_for_service(self, status, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            service = self.service()
+            if service['status'] == status:
+                return service
+            time.sleep(0.2)
+        self.fail('compute1 did not become %s' % status)
+
+    def test_the_service_is_disabled_while_the_master_is_gone(self):
+        self.sim.faults.stop_host(self.xen.name)
+        service = self.wait_for_service('disabled')
+        self.assertTrue(service['disabled_reason'].startswith('AUTO: '))
+        self.assertIn('unreachable', service['disabled_reason'])
+        self.sim.faults.start_host(self.xen.name)
+        self.wait_for_service('enabled')
+        self.boot()
+
+    def test_a_service_an_operator_disabled_stays_disabled(self):
+        self.sim.faults.stop_host(self.xen.name)
+        self.wait_for_service('disabled')
+        self.admin_api.api_put(
+            '/os-services/%s' % self.service()['id'],
+            {'status': 'disabled', 'disabled_reason': 'maintenance'},
+        )
+        self.sim.faults.start_host(self.xen.name)
+        time.sleep(3)
+        service = self.service()
+        self.assertEqual('disabled', service['status'])
+        self.assertEqual('maintenance', service['disabled_reason'])
 
 
 class TestGuestsWithoutTools(XenAPITestCase):

@@ -245,6 +245,37 @@ class TestRetries(SessionTestCase):
         )
         self.assertEqual('127.0.0.2', self.session.master_address)
 
+    def test_a_dead_master_without_an_open_session_is_replaced_too(self):
+        """No pooled session left (they were dropped): the login at the
+        old master fails, and the call path itself finds the new one; the
+        message names the master, not connection_url, when none does."""
+
+        def dead(*params):
+            raise ConnectionRefusedError(111, 'refused')
+
+        self.session._drain_idle()
+        self.wire.on('session.login_with_password', dead, address='127.0.0.1')
+        self.wire.on(
+            'VM.get_record', lambda s, r: {'ok': True}, address='127.0.0.2'
+        )
+        self.assertEqual(
+            {'ok': True},
+            self.session.call_xenapi('VM.get_record', 'OpaqueRef:vm'),
+        )
+        self.assertEqual('127.0.0.2', self.session.master_address)
+
+        self.session._drain_idle()
+        self.wire.on('session.login_with_password', dead, address='127.0.0.2')
+        self.wire.on('session.login_with_password', dead, address='127.0.0.3')
+        error = self.assertRaises(
+            exception.HypervisorUnavailable,
+            self.session.call_xenapi,
+            'VM.get_record',
+            'OpaqueRef:vm',
+        )
+        self.assertIn('pool master 127.0.0.2 unreachable', str(error))
+        self.assertNotIn('connection_url', str(error))
+
     def test_an_expired_session_is_renewed_transparently(self):
         expired = {'done': False}
 
