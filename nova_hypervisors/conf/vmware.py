@@ -26,6 +26,17 @@ extra_opts = [
         'nova_hypervisors.vmwareapi.VCDriver.',
     ),
     cfg.IntOpt(
+        'unreachable_grace',
+        default=120,
+        min=0,
+        help='Seconds vCenter may stay unreachable before this compute '
+        'service disables itself (its reason starts with "AUTO:"), so that '
+        'the scheduler stops sending it instances; it enables itself again '
+        'as soon as vCenter answers, unless an operator disabled it '
+        'meanwhile.  0 turns this off.  Used by '
+        'nova_hypervisors.vmwareapi.VCDriver.',
+    ),
+    cfg.IntOpt(
         'http_timeout',
         default=300,
         min=1,

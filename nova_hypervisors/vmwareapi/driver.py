@@ -10,6 +10,7 @@ from nova import exception
 from nova.virt import driver
 from nova.virt import node as virt_node
 from nova_hypervisors import conf
+from nova_hypervisors.common import availability
 from nova_hypervisors.vmwareapi import cluster
 from nova_hypervisors.vmwareapi import console
 from nova_hypervisors.vmwareapi import datastore
@@ -103,7 +104,13 @@ class VCDriver(driver.ComputeDriver):
         # their nvp.vm-uuid, as in-tree finds them, and repaired once.
         lookup.adopt_in_tree_vms(session, node.cluster)
         self._watcher = events.PowerStateWatcher(
-            session, node.cluster, self._states, self.emit_event
+            session,
+            node.cluster,
+            self._states,
+            self.emit_event,
+            availability.ServiceAvailability(host, group.unreachable_grace)
+            if group.unreachable_grace
+            else None,
         )
         self._watcher.start()
 

@@ -243,11 +243,16 @@ class PowerStateWatcher:
         cluster: Any,
         states: PowerStates,
         emit: Callable[[virtevent.LifecycleEvent], None],
+        availability: Any = None,
     ) -> None:
+        """``availability`` (a :class:`.common.availability.
+        ServiceAvailability`) hears when vCenter stops answering and when
+        it answers again."""
         self._session = session
         self._cluster = cluster
         self._states = states
         self._emit = emit
+        self._availability = availability
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._collector = None
@@ -278,6 +283,10 @@ class PowerStateWatcher:
                     'Power-state watch interrupted; restarting',
                     exc_info=True,
                 )
+                if self._availability is not None:
+                    self._availability.lost(
+                        f'vCenter {self._session.settings.host} unreachable'
+                    )
                 self._stop.wait(RESTART_DELAY)
 
     def _watch(self) -> None:
@@ -311,6 +320,8 @@ class PowerStateWatcher:
                     version=version,
                     options=options,
                 )
+                if self._availability is not None:
+                    self._availability.back()
                 if update is None:
                     continue
                 self._apply(update)

@@ -1,0 +1,100 @@
+"""vCenter faults through Nova's API: compute1 reaches vcsim through a TCP
+fault proxy of ours (``tests/functional/faultproxy.py``) that can refuse
+connections and cut the open ones, as a vCenter restart or a network blip
+does."""
+
+import time
+
+from pyVmomi import vim
+
+from tests.functional import faultproxy
+from tests.functional.vmwareapi import api_base
+from tests.functional.vmwareapi import vcsim_fixture
+
+
+class VCenterFaultsTest(api_base.VCenterAPITestCase):
+    vmware_options = {'unreachable_grace': 1}
+    #: The tests power a VM off behind Nova's back.
+    external_power_changes = True
+    #: The compute logs its lost vCenter.
+    compute_errors_expected = True
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.api.microversion = '2.74'  # boots on a named host
+
+    def _start_cluster(self, host: str, cluster_name: str):
+        if host != 'compute1':
+            return super()._start_cluster(host, cluster_name)
+        self.proxy = faultproxy.FaultProxy(self.sim.host, self.sim.port)
+        self.addCleanup(self.proxy.stop)
+        options = vcsim_fixture.vmware_flags(self.sim, cluster_name)
+        options.update(self.vmware_options, host_port=self.proxy.port)
+        return self.start_compute(host, vmware=options)
+
+    def _service(self) -> dict:
+        (service,) = self.admin_api.get_services(
+            binary='nova-compute', host='compute1'
+        )
+        return service
+
+    def _wait_for_service(self, status: str, timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            service = self._service()
+            if service['status'] == status:
+                return service
+            time.sleep(0.2)
+        self.fail(f'compute1 did not become {status}')
+
+    def test_a_compute_without_vcenter_disables_itself_and_comes_back(self):
+        """Past [vmware] unreachable_grace the service is disabled with an
+        AUTO: reason (the scheduler skips it); when vCenter answers again
+        it is enabled, and boots land there again."""
+        self.proxy.down()
+        service = self._wait_for_service('disabled')
+        self.assertTrue(service['disabled_reason'].startswith('AUTO: '))
+        self.assertIn('vCenter', service['disabled_reason'])
+        self.proxy.up()
+        self._wait_for_service('enabled')
+        server = self._boot_active(host='compute1')
+        self.assertEqual('poweredOn', self._power_state(server))
+
+    def test_a_power_change_while_vcenter_was_away_still_reaches_nova(self):
+        """The watch is re-created after the outage and keeps what it
+        knew: a VM powered off meanwhile gets its STOPPED event."""
+        server = self._boot_active(host='compute1')
+        self.proxy.down()
+        self.admin.wait_for_task(
+            self.admin.invoke(self._vm(server), 'PowerOffVM_Task')
+        )
+        self.proxy.up()
+        self._wait_for_state_change(server, 'SHUTOFF')
+        self.assertEqual('poweredOff', self._power_state(server))
+
+    def test_cut_connections_during_a_boot_leave_a_whole_server(self):
+        """Every open connection is cut while a boot runs; the driver's
+        reads are sent again and the boot ends ACTIVE, or it fails and
+        leaves no VM behind."""
+        self.proxy.latency(0.05)
+        server = self._boot(host='compute1')
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            self.proxy.cut()
+            found = self.api.get_server(server['id'])
+            if found['status'] != 'BUILD':
+                break
+            time.sleep(0.3)
+        self.proxy.latency(0)
+        found = self.api.get_server(server['id'])
+        if found['status'] == 'ACTIVE':
+            self.assertEqual('poweredOn', self._power_state(found))
+        else:
+            self.assertEqual('ERROR', found['status'])
+            self.assertIsNone(self._vm(found))
+        vms = self.admin.view_properties(
+            self.admin.content.rootFolder,
+            {vim.VirtualMachine: ['config.instanceUuid']},
+        )
+        uuids = [props.get('config.instanceUuid') for props in vms.values()]
+        self.assertLessEqual(uuids.count(server['id']), 1)
