@@ -328,7 +328,19 @@ def await_task(
         raise errors.translate(method, details, session.secrets)
     finally:
         LOG.debug('XenAPI %s took %.2f s', method, time.monotonic() - started)
+        destroy_task(session, task)
+
+
+def destroy_task(session: xsession.XenAPISession, task: str) -> None:
+    """Destroy a task of ours; one failure is tried again, since a task
+    left behind stays in the pool's task list until the toolstack
+    restarts."""
+    for attempt in (1, 2):
         try:
             session.call_xenapi('task.destroy', task)
+            return
+        except exception.NotFound:
+            return
         except exception.NovaException:
-            pass
+            if attempt == 2:
+                LOG.warning('Could not destroy XenAPI task %s', task)

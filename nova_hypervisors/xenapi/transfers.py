@@ -320,8 +320,7 @@ class Transfers:
             LOG.debug('%s ended in failure after an abort', what)
 
     def _forget_task(self, task: str) -> None:
-        with contextlib.suppress(exception.NovaException):
-            self._session.call_xenapi('task.destroy', task)
+        events.destroy_task(self._session, task)
 
     def _scrub(self, text: str) -> str:
         return errors.scrub(text, self._session.secrets)

@@ -427,10 +427,11 @@ class VMOps:
         found = vm_utils.find_vm(self._session, instance)
         if found is None:
             LOG.info('VM already gone', instance=instance)
-            if destroy_disks:
-                self._destroy_orphan_disks(instance)
-            return
-        self._destroy_vm(instance.uuid, found[0], found[1], destroy_disks)
+        else:
+            self._destroy_vm(instance.uuid, found[0], found[1], destroy_disks)
+        if destroy_disks:
+            # Also the disks an earlier, interrupted destroy detached.
+            self._destroy_orphan_disks(instance)
 
     def _destroy_orphan_disks(self, instance) -> None:
         """The instance's disks that no VM holds: found by their names and
@@ -630,7 +631,24 @@ class VMOps:
             else None
         )
         if found is None:
-            found = vm_utils.lookup(self._session, instance)
+            try:
+                found = vm_utils.lookup(self._session, instance)
+            except exception.InstanceNotFound:
+                raise
+            except exception.NovaException:
+                # xapi did not answer this time.  Nova asks right after a
+                # spawn, and a failure there ends the build without a
+                # destroy (compute manager, _update_instance_after_spawn),
+                # which would leave the running VM behind: the state the
+                # event watcher last saw answers instead, when it has one.
+                found = self._table.get(instance.uuid)
+                if found is None:
+                    raise
+                LOG.warning(
+                    'Reading the VM failed; answering its last watched '
+                    'power state',
+                    instance=instance,
+                )
         state = vm_utils.to_power_state(found[1])
         if state == power_state.SHUTDOWN and (
             instance.obj_attr_is_set('vm_state')

@@ -6,8 +6,10 @@ From Python (``sim.faults``) or over the loopback control endpoint:
   calls of ``method`` that pass, the next ``count`` ones (``'VM.start'``;
   an ``Async.`` call fails its task) fail with ``error_list``
   (``['HOST_OFFLINE', 'OpaqueRef:...']``), unchecked;
-* ``calls(method)``: how many calls of ``method`` the pools have had, so a
-  test can trace an operation, then fail each of its calls in turn;
+* ``calls(method)``: how many calls of ``method`` the pools have had;
+* ``start_trace()`` / ``stop_trace()``: the methods called meanwhile, in
+  order, so a test can trace an operation, then fail each of its calls in
+  turn (``fail_next(method, after=<earlier calls of it>)``);
 * ``latency(method_or_None, seconds)``: every call of ``method`` (or every
   call) takes that much longer; VM operations spend it while their
   ``current_operations`` show them, so concurrent calls meet
@@ -42,6 +44,7 @@ class Faults:
         self._latency: dict[str | None, float] = {}
         self._calls: collections.Counter = collections.Counter()
         self._expire_on: set[str] = set()
+        self._trace: list[str] | None = None
         self._controller: Any = None
 
     def bind(self, controller: Any) -> None:
@@ -73,6 +76,15 @@ class Faults:
         with self._lock:
             self._expire_on.add(method)
 
+    def start_trace(self) -> None:
+        with self._lock:
+            self._trace = []
+
+    def stop_trace(self) -> list[str]:
+        with self._lock:
+            trace, self._trace = self._trace or [], None
+            return trace
+
     def calls(self, method: str) -> int:
         """Calls of ``method`` so far (failed ones included)."""
         with self._lock:
@@ -99,6 +111,8 @@ class Faults:
         error = None
         with self._lock:
             self._calls[method] += 1
+            if self._trace is not None:
+                self._trace.append(method)
             expire = method in self._expire_on
             self._expire_on.discard(method)
             queue = self._failures.get(method)
