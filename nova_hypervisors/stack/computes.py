@@ -68,8 +68,9 @@ def start_simulators(
             str(spec.port('xapi-sim')),
             # The members of a pool share its root credentials, so every
             # simulated host gets the same password (from secrets.json).
-            '--password',
-            layout.load_secrets()['xenserver'],
+            # One argument with "=": a generated password may start with
+            # "-", which argparse would take for an option.
+            '--password=' + layout.load_secrets()['xenserver'],
         ]
         started.append(supervisor.start(XAPI_SIM, argv, env=env))
     if VCSIM in simulators(spec) and not supervisor.running(VCSIM):

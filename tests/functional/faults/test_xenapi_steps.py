@@ -127,3 +127,71 @@ class XenAPIStepFaultsTest(test_lifecycle.XenAPITestCase):
                 return found
             time.sleep(0.1)
         self.fail('server %s neither gone nor in error' % server['id'])
+
+
+class XenAPILoadFaultsTest(test_lifecycle.XenAPITestCase):
+    host_memory_mib = 32768
+
+    def test_twenty_concurrent_boots_with_xapi_like_latency(self):
+        """20 servers at once, every XenAPI call 20 ms slower and VM
+        operations visibly in progress (concurrent calls on one VM meet
+        OTHER_OPERATION_IN_PROGRESS): all ACTIVE, then all gone, and
+        nothing left."""
+        before = {cls: set(self.records(cls)) for cls in COUNTED}
+        self._delete_server(self.boot())  # the image cache is warm now
+        warm = {cls: set(self.records(cls)) for cls in COUNTED}
+        self.assertEqual(before['VM'], warm['VM'])
+        self.sim.faults.latency(None, 0.02)
+        self.flags(instances=-1, cores=-1, ram=-1, group='quota')
+        server = self._build_server(
+            image_uuid=test_lifecycle.IMAGE_ID,
+            flavor_id=self.flavor_id,
+            networks='none',
+        )
+        server['min_count'] = 20
+        self.api.post_server({'server': server})
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            servers = self.api.get_servers()
+            if len(servers) == 20 and all(
+                s['status'] != 'BUILD' for s in servers
+            ):
+                break
+            time.sleep(0.5)
+        self.assertEqual(['ACTIVE'] * 20, [s['status'] for s in servers])
+        running = [
+            rec
+            for rec in self.records('VM').values()
+            if rec['power_state'] == 'Running' and not rec['is_control_domain']
+        ]
+        self.assertEqual(20, len(running))
+        for found in servers:
+            self._delete_server(found)
+        self.sim.faults.clear()
+        self.assertEqual(
+            warm, {cls: set(self.records(cls)) for cls in COUNTED}
+        )
+
+    def test_sessions_expired_while_a_task_runs_are_survived(self):
+        """Every session expires while the VM's start runs (a toolstack
+        restart): the task is still awaited, through a new session."""
+        self.sim.faults.latency('VM.start_on', 1.0)
+        created = self.api.post_server(
+            {
+                'server': self._build_server(
+                    image_uuid=test_lifecycle.IMAGE_ID,
+                    flavor_id=self.flavor_id,
+                    networks='none',
+                )
+            }
+        )
+        before = self.sim.faults.calls('VM.start_on')
+        deadline = time.monotonic() + 30
+        while self.sim.faults.calls('VM.start_on') == before:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        self.sim.faults.expire_sessions()
+        server = self._wait_for_state_change(created, 'ACTIVE')
+        self.assertEqual('Running', self.vm_of(server)[1]['power_state'])
+        self._delete_server(server)
+        self.assert_nothing_left(server['id'])

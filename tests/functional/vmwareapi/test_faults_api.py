@@ -7,6 +7,7 @@ import time
 
 from pyVmomi import vim
 
+from nova_hypervisors.vmwareapi import lookup
 from tests.functional import faultproxy
 from tests.functional.vmwareapi import api_base
 from tests.functional.vmwareapi import vcsim_fixture
@@ -98,3 +99,33 @@ class VCenterFaultsTest(api_base.VCenterAPITestCase):
         )
         uuids = [props.get('config.instanceUuid') for props in vms.values()]
         self.assertLessEqual(uuids.count(server['id']), 1)
+
+    def test_twenty_concurrent_boots_through_a_slow_network(self):
+        """20 servers at once, compute1's vCenter traffic delayed: all
+        ACTIVE, each with its one VM; then all gone, with no VM left."""
+        self.proxy.latency(0.005)
+        self.flags(instances=-1, cores=-1, ram=-1, group='quota')
+        server = self._build_server(
+            image_uuid=api_base.RAW_IMAGE,
+            flavor_id=self._flavor('small', 128, disk=1),
+            networks='none',
+        )
+        server['min_count'] = 20
+        self.api.post_server({'server': server})
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            servers = self.api.get_servers()
+            if len(servers) == 20 and all(
+                s['status'] != 'BUILD' for s in servers
+            ):
+                break
+            time.sleep(0.5)
+        self.assertEqual(['ACTIVE'] * 20, [s['status'] for s in servers])
+        for found in servers:
+            self.assertEqual('poweredOn', self._power_state(found))
+        for found in servers:
+            self._delete_server(found)
+        self.proxy.latency(0)
+        for compute in (self.compute1, self.compute2):
+            node = compute.driver._node
+            self.assertEqual({}, lookup.cluster_vms(self.admin, node.cluster))
