@@ -65,6 +65,13 @@ class VCenterFaultsTest(api_base.VCenterAPITestCase):
         """The watch is re-created after the outage and keeps what it
         knew: a VM powered off meanwhile gets its STOPPED event."""
         server = self._boot_active(host='compute1')
+        # The watch has confirmed the boot's own power-on (until then a
+        # change is taken for the driver's own step, by design).
+        states = self.compute1.driver._states
+        deadline = time.monotonic() + 15
+        while states.get(server['id']) != 'poweredOn':
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
         self.proxy.down()
         self.admin.wait_for_task(
             self.admin.invoke(self._vm(server), 'PowerOffVM_Task')
