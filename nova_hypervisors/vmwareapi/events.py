@@ -108,6 +108,15 @@ class PowerStates:
                 return None
             return self._states.get(instance_uuid)
 
+    def last(self, instance_uuid: str) -> str | None:
+        """The state the VM was last seen in or is being brought to, even
+        unconfirmed: an answer for when vCenter cannot be asked."""
+        with self._lock:
+            pending = self._pending(instance_uuid)
+            if pending:
+                return pending[-1]
+            return self._states.get(instance_uuid)
+
     def known(self) -> bool:
         return self.synced
 

@@ -373,12 +373,16 @@ class Migrations:
         If the relocation fails and the VM is still running here, Nova's
         rollback is called and the failure ends there, as libvirt's driver
         does: the server stays ACTIVE on this node and the migration is
-        marked failed.  Only if the VM's place is unknown (it may have
-        moved) is the error raised, so Nova puts the server in ERROR for an
-        operator to look at.
+        marked failed.  If the VM is in the destination's cluster anyway (a
+        failure while the finished task was awaited), the migration is
+        complete and Nova is told so.  Only if the VM's place is unknown is
+        the error raised, so Nova puts the server in ERROR for an operator
+        to look at.
         """
+        destination = None
         try:
             node = cluster.find_node(self._session, migrate_data.cluster_name)
+            destination = node.cluster
             vm = lookup.get_vm(self._session, instance)
             props = self._vmops.vm_properties(vm, VM_PATHS)
             self._relocate(
@@ -390,27 +394,36 @@ class Migrations:
                 instance.get_network_info(),
             )
         except Exception:
-            LOG.exception('Live migration of %s failed', instance.uuid)
-            if not self._still_here(instance):
-                raise
-            recover_method(context, instance, dest, migrate_data)
-            return
+            where = self._cluster_of_vm(instance)
+            if where is not None and where == destination:
+                LOG.warning(
+                    'Waiting for the live migration of %s failed, but its '
+                    'VM is in the destination cluster: the migration is '
+                    'complete',
+                    instance.uuid,
+                    exc_info=True,
+                )
+            else:
+                LOG.exception('Live migration of %s failed', instance.uuid)
+                if where is None or where != self._node.cluster:
+                    raise
+                recover_method(context, instance, dest, migrate_data)
+                return
         self._states.expect(instance.uuid, None)
         post_method(context, instance, dest, False, migrate_data)
 
-    def _still_here(self, instance: Any) -> bool:
-        """Whether the instance's VM is (still) in this node's cluster."""
+    def _cluster_of_vm(self, instance: Any) -> Any | None:
+        """The cluster the instance's VM is in; None when unknown."""
         try:
             vm = lookup.find_vm(self._session, instance.uuid)
             if vm is None:
-                return False
+                return None
             pool = self._vmops.vm_properties(vm, ['resourcePool'])[
                 'resourcePool'
             ]
-            owner = self._session.properties(
+            return self._session.properties(
                 [pool], vim.ResourcePool, ['owner']
             )[pool].get('owner')
         except Exception:  # noqa: BLE001 - unknown means "not known here"
             LOG.warning('Cannot tell where the VM of %s is', instance.uuid)
-            return False
-        return owner == self._node.cluster
+            return None

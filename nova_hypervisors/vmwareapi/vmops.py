@@ -642,10 +642,27 @@ class VMOps:
         """
         state = self._states.get(instance.uuid) if use_cache else None
         if state is None:
-            vm = lookup.get_vm(self._session, instance)
-            state = self.vm_properties(vm, ['runtime.powerState']).get(
-                'runtime.powerState'
-            )
+            try:
+                vm = lookup.get_vm(self._session, instance)
+                state = self.vm_properties(vm, ['runtime.powerState']).get(
+                    'runtime.powerState'
+                )
+            except exception.InstanceNotFound:
+                raise
+            except Exception:
+                # Right after spawn Nova asks for the power state outside
+                # its build's cleanup: an error here would leave the new VM
+                # behind an instance without a host, which no delete
+                # reaches.  What the driver last saw or did is the answer.
+                state = self._states.last(instance.uuid)
+                if state is None:
+                    raise
+                LOG.warning(
+                    'Reading the VM of %s failed; answering its last '
+                    'watched power state',
+                    instance.uuid,
+                    exc_info=True,
+                )
         return hardware.InstanceInfo(state=events.POWER_STATES.get(state, 0))
 
     def instance_exists(self, instance: Any) -> bool:

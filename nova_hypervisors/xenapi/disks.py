@@ -19,6 +19,10 @@ GIB = 1024**3
 MIB = 1024**2
 NOVA_INSTANCE = 'nova_instance_uuid'
 NOVA_DISK = 'nova_disk_type'
+#: VDI other_config key marking a resize backup (of which instance).
+BACKUP_OF = 'nova_resize_backup_of'
+#: The name of a disk's resize backup (destroy finds unrecorded ones).
+BACKUP_NAME = '%s resize backup'
 NULL_REF = 'OpaqueRef:NULL'
 DISK_FORMATS = ('raw', 'vhd')
 

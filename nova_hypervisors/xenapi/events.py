@@ -70,6 +70,10 @@ class EventWatcher:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._conn = None
+        # Our host's host_metrics: its ``live`` says whether the pool
+        # still hears the host (xapi marks a dead member not live).
+        self._metrics_ref: str | None = None
+        self._host_live = True
         self.ready = threading.Event()
 
     # -- lifecycle ----------------------------------------------------------
@@ -131,9 +135,15 @@ class EventWatcher:
                 if self._conn is None:
                     self._conn = self._session.open_dedicated()
                     token = ''
+                    if self._metrics_ref is None:
+                        self._metrics_ref = self._conn.request(
+                            'host.get_metrics',
+                            (self._session.host_ref,),
+                            self._session.call_timeout,
+                        )
                 result = self._conn.request(
                     'event.from',
-                    (['task', 'vm'], token, EVENT_TIMEOUT),
+                    (['task', 'vm', 'host_metrics'], token, EVENT_TIMEOUT),
                     EVENT_TIMEOUT + self._session.call_timeout,
                 )
                 self._session.event_calls += 1
@@ -142,8 +152,7 @@ class EventWatcher:
                 self._dispatch(result.get('events', []), first)
                 self.ready.set()
                 delay = 0.5
-                if self._availability is not None:
-                    self._availability.back()
+                self._report_host()
             except XenAPI.Failure as failure:
                 code = failure.details[0] if failure.details else ''
                 if code == 'EVENT_FROM_TOKEN_PARSE_FAILURE':
@@ -193,6 +202,21 @@ class EventWatcher:
                 delay = self._pause(delay)
         self._logout()
 
+    def _report_host(self) -> None:
+        """The master answers; but is our own host still in the pool?"""
+        if self._availability is None:
+            return
+        if self._host_live:
+            self._availability.back()
+        else:
+            # A master that lost a member's heartbeat marks it not live
+            # (xen-api ocaml/xapi/db_gc.ml, check_host_liveness); VMs
+            # cannot start there, so the scheduler must not pick it.
+            self._availability.lost(
+                'XenServer host %s is not live in its pool'
+                % self._session.host_name
+            )
+
     def _logout(self) -> None:
         conn, self._conn = self._conn, None
         if conn is None:
@@ -219,6 +243,9 @@ class EventWatcher:
             record = event.get('snapshot') or None
             if cls == 'task':
                 self._task_event(ref, op, record)
+            elif cls == 'host_metrics':
+                if ref == self._metrics_ref and record:
+                    self._host_live = bool(record.get('live'))
             elif cls == 'vm':
                 if first:
                     if op != 'del' and record:

@@ -24,6 +24,7 @@ import contextlib
 import json
 
 from oslo_log import log as logging
+from oslo_utils import excutils
 
 from nova import exception
 from nova import objects
@@ -45,8 +46,7 @@ SWAP_DEVICE = '1'
 EPHEMERAL_DEVICE = '2'
 #: VM other_config key: "disk kind=backup VDI ref,..." of a resize.
 RESIZE_BACKUPS = 'nova_resize_backups'
-#: VDI other_config key marking a resize backup (of which instance).
-BACKUP_OF = 'nova_resize_backup_of'
+BACKUP_OF = disks.BACKUP_OF
 
 
 class MigrationOps:
@@ -140,9 +140,10 @@ class MigrationOps:
         here (memory, SRs, networks) before Nova commits to anything.
         """
         source_uuid = _primitive_field(src_compute_info, 'uuid')
-        found = vm_utils.find_vm(self._session, instance)
-        same_pool = found is not None and self._is_pool_member(source_uuid)
-        shared = same_pool and self._disks_shared(found[1])
+        with _precheck():
+            found = vm_utils.find_vm(self._session, instance)
+            same_pool = found is not None and self._is_pool_member(source_uuid)
+            shared = same_pool and self._disks_shared(found[1])
         if not shared and block_migration is False:
             raise exception.MigrationPreCheckError(
                 reason='%s and block migration was not requested'
@@ -153,16 +154,12 @@ class MigrationOps:
                 )
             )
         if shared:
-            try:
+            with _precheck():
                 self._call(
                     'VM.assert_can_boot_here',
                     found[0],
                     self._session.host_ref,
                 )
-            except exception.NovaException as exc:
-                raise exception.MigrationPreCheckError(
-                    reason=exc.format_message()
-                ) from exc
         return objects.HyperVLiveMigrateData(is_shared_instance_path=shared)
 
     def _is_pool_member(self, host_uuid: str | None) -> bool:
@@ -183,7 +180,8 @@ class MigrationOps:
 
     def check_can_live_migrate_source(self, instance, dest_check_data):
         """Runs on the source: only a running guest migrates live."""
-        _, record = vm_utils.lookup(self._session, instance)
+        with _precheck():
+            _, record = vm_utils.lookup(self._session, instance)
         if record['power_state'] != 'Running':
             raise exception.MigrationPreCheckError(
                 reason='the VM is %s; only a running VM migrates live'
@@ -239,6 +237,7 @@ class MigrationOps:
         Nova puts an instance in ERROR when this raises, so failures are
         handed to ``recover_method`` (Nova's rollback) instead.
         """
+        moving = None  # where to, once the move itself was asked for
         try:
             vm_ref, record = vm_utils.lookup(self._session, instance)
             if migrate_data.is_shared_instance_path:
@@ -249,6 +248,7 @@ class MigrationOps:
                     else None
                 )
                 dest_host = self._xen_host_of(context, dest, nodename)
+                moving = dest_host
                 LOG.info(
                     'Live-migrating with VM.pool_migrate to %s',
                     dest,
@@ -258,16 +258,52 @@ class MigrationOps:
                     'VM.pool_migrate', vm_ref, dest_host, {'live': 'true'}
                 )
             else:
+                moving = _OTHER_POOL
                 self._migrate_send(instance, vm_ref, record, migrate_data)
         except Exception:
-            LOG.exception(
-                'Live migration to %s failed; the instance stays here',
+            if moving is None or not self._moved_anyway(instance, moving):
+                LOG.exception(
+                    'Live migration to %s failed; the instance stays here',
+                    dest,
+                    instance=instance,
+                )
+                recover_method(context, instance, dest, migrate_data)
+                return
+            LOG.warning(
+                'Waiting for the live migration to %s failed, but the VM '
+                'has moved there: the migration is complete',
                 dest,
                 instance=instance,
+                exc_info=True,
             )
-            recover_method(context, instance, dest, migrate_data)
-            return
         post_method(context, instance, dest, block_migration, migrate_data)
+
+    def _moved_anyway(self, instance, destination: str) -> bool:
+        """Whether the VM left this host although the migration "failed".
+
+        A failure while the task is awaited (reading its record, a dropped
+        connection) says nothing about the task itself: xapi may well have
+        finished the move.  Rolling back then would make Nova believe the
+        instance runs here while it runs on the destination.  The VM's
+        record says where it is: ``resident_on`` the destination inside
+        the pool; gone from this pool after a cross-pool send.
+        """
+        try:
+            found = vm_utils.find_vm(self._session, instance)
+        except Exception:
+            LOG.warning(
+                'Cannot tell where the VM is after the failed migration',
+                instance=instance,
+                exc_info=True,
+            )
+            return False
+        if found is None:
+            return destination == _OTHER_POOL
+        record = found[1]
+        return (
+            record.get('resident_on') == destination
+            and record.get('power_state') == 'Running'
+        )
 
     def _migrate_send(self, instance, vm_ref, record, migrate_data) -> None:
         if not isinstance(
@@ -428,21 +464,31 @@ class MigrationOps:
                 'of one XenServer pool'
             )
         vm_ref, record = vm_utils.lookup(self._session, instance)
-        backups = self._apply_flavor(instance, vm_ref, record)
-        other = dict(record.get('other_config') or {})
-        if backups:
-            other[RESIZE_BACKUPS] = ','.join(
-                '%s=%s' % item for item in sorted(backups.items())
-            )
-            self._call('VM.set_other_config', vm_ref, other)
+        backups: dict[str, str] = {}
+        try:
+            self._apply_flavor(instance, vm_ref, record, backups)
+            other = dict(record.get('other_config') or {})
+            if backups:
+                other[RESIZE_BACKUPS] = ','.join(
+                    '%s=%s' % item for item in sorted(backups.items())
+                )
+                self._call('VM.set_other_config', vm_ref, other)
+        except Exception:
+            # Nova puts the instance in ERROR, from where no revert can
+            # come: backups nobody recorded would stay forever.
+            with excutils.save_and_reraise_exception():
+                self._destroy_quietly(backups.values())
         self._claim(vm_ref)
         if power_on:
             self._start_here(vm_ref)
 
-    def _apply_flavor(self, instance, vm_ref: str, record: dict) -> dict:
+    def _apply_flavor(
+        self, instance, vm_ref: str, record: dict, backups: dict | None = None
+    ) -> None:
         """Memory, VCPUs and disk sizes of ``instance.flavor``.
 
-        Returns {device: backup VDI} of the disks that grew.
+        ``backups`` receives {device: backup VDI} of the disks that grew,
+        as each backup is made.
         """
         flavor = instance.flavor
         memory = str(int(flavor.memory_mb) * MIB)
@@ -459,7 +505,7 @@ class MigrationOps:
                 self._call('VM.set_VCPUs_at_startup', vm_ref, str(vcpus))
                 self._call('VM.set_VCPUs_max', vm_ref, str(vcpus))
         current = self._disks_by_device(record)
-        backups: dict[str, str] = {}
+        backups = {} if backups is None else backups
         for device, size in (
             (ROOT_DEVICE, int(flavor.root_gb) * GIB),
             (EPHEMERAL_DEVICE, int(flavor.ephemeral_gb) * GIB),
@@ -470,20 +516,39 @@ class MigrationOps:
             if size and size > int(vdi['virtual_size']):
                 backups[device] = self._backup(instance, vdi_ref, vdi)
                 disks.resize_vdi(self._session, vdi_ref, size)
-        return backups
 
     def _backup(self, instance, vdi_ref: str, vdi: dict) -> str:
-        """A copy of a disk before it grows, for a revert."""
+        """A copy of a disk before it grows, for a revert.
+
+        Named and tagged so that destroy finds it even when nobody recorded
+        it (``vmops._destroy_orphan_disks``); a copy that cannot be tagged
+        is removed at once.
+        """
         backup = self._async(
             'VDI.copy', vdi_ref, vdi['SR'], NULL_REF, NULL_REF
         )
-        self._call('VDI.set_other_config', backup, {BACKUP_OF: instance.uuid})
-        self._call(
-            'VDI.set_name_label',
-            backup,
-            '%s resize backup' % vdi['name_label'],
-        )
+        try:
+            self._call(
+                'VDI.set_name_label',
+                backup,
+                disks.BACKUP_NAME % vdi['name_label'],
+            )
+            self._call(
+                'VDI.set_other_config', backup, {BACKUP_OF: instance.uuid}
+            )
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                self._destroy_quietly([backup])
         return backup
+
+    def _destroy_quietly(self, vdi_refs) -> None:
+        """Undo: remove these VDIs; a failure is logged, the original
+        error is what the caller raises."""
+        for vdi_ref in vdi_refs:
+            try:
+                disks.destroy_vdi(self._session, vdi_ref)
+            except Exception:
+                LOG.warning('Could not remove disk %s', vdi_ref, exc_info=True)
 
     def confirm_migration(self, instance) -> None:
         """Runs on the source: the backups of grown disks go."""
@@ -550,6 +615,28 @@ class MigrationOps:
 
     def host_maintenance_mode(self, mode: bool) -> str:
         return self._maintenance.host_maintenance_mode(mode)
+
+
+@contextlib.contextmanager
+def _precheck():
+    """A check that cannot ask xapi refuses the migration.
+
+    Nova leaves the instance ACTIVE where it is for a
+    MigrationPreCheckError, but puts it in ERROR for anything else a
+    pre-check raises, although nothing has moved yet.
+    """
+    try:
+        yield
+    except exception.MigrationPreCheckError:
+        raise
+    except exception.NovaException as exc:
+        raise exception.MigrationPreCheckError(
+            reason=exc.format_message()
+        ) from exc
+
+
+#: A cross-pool send's destination (it has no host ref in this pool).
+_OTHER_POOL = 'another pool'
 
 
 def _primitive_field(compute_info, name: str):

@@ -440,12 +440,16 @@ class VMOps:
         query; a disk still plugged into some VM is left alone, and so is
         every disk without the tag (volumes, cached images)."""
         names = ['%s %s' % (instance.name, kind) for kind in ORPHAN_KINDS]
+        # A resize's backups that the VM never recorded (an interrupted
+        # finish_migration); named after the disk they copy.
+        names += [disks.BACKUP_NAME % name for name in names[:3]]
         expr = ' or '.join(
             'field "name__label"=%s' % vm_utils.quote(name) for name in names
         )
         records = self._session.get_all_records_where('VDI', expr)
         for ref, rec in records.items():
-            tag = (rec.get('other_config') or {}).get(disks.NOVA_INSTANCE)
+            other = rec.get('other_config') or {}
+            tag = other.get(disks.NOVA_INSTANCE) or other.get(disks.BACKUP_OF)
             if tag != instance.uuid or rec.get('VBDs'):
                 continue
             LOG.info(

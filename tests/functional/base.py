@@ -13,6 +13,8 @@ it started with.  The same harness runs the demo
 (:mod:`nova_hypervisors.demo.cloud`).
 """
 
+import time
+
 from nova_hypervisors.demo import cloud
 
 XENAPI_DRIVER = cloud.XENAPI_DRIVER
@@ -36,3 +38,22 @@ class NovaAPITestCase(cloud.InProcessNova):
         server = self._build_server(networks='none', **kwargs)
         created = self.api.post_server({'server': server})
         return self._wait_for_state_change(created, 'ACTIVE')
+
+    def compute_service(self, host: str) -> dict:
+        """The os-services record of the nova-compute on ``host``."""
+        (service,) = self.admin_api.get_services(
+            binary='nova-compute', host=host
+        )
+        return service
+
+    def wait_for_service(
+        self, host: str, status: str, timeout: float = 30
+    ) -> dict:
+        """Wait until the compute on ``host`` is 'enabled' or 'disabled'."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            service = self.compute_service(host)
+            if service['status'] == status:
+                return service
+            time.sleep(0.2)
+        self.fail(f'{host} did not become {status}')

@@ -7,7 +7,9 @@ both ways (TLS passes through untouched).  A test can:
   restart as its clients see it);
 * ``down()`` / ``up()``: stop accepting (connections refused) and accept
   again, as while a vCenter restarts;
-* ``latency(seconds)``: delay every chunk forwarded.
+* ``latency(seconds)``: delay every chunk forwarded;
+* ``cut_after(n)``: cut every connection once one connection has sent
+  more than ``n`` bytes towards the server (an upload in its middle).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._delay = 0.0
+        self._cut_after: int | None = None
+        self.cuts = 0
         self._listener: socket.socket | None = None
         self._stopped = threading.Event()
         self.host = '127.0.0.1'
@@ -66,6 +70,11 @@ class FaultProxy:
     def latency(self, seconds: float) -> None:
         self._delay = seconds
 
+    def cut_after(self, sent: int | None) -> None:
+        """Cut everything once a connection sent more than ``sent`` bytes
+        upstream (once; None: never)."""
+        self._cut_after = sent
+
     def stop(self) -> None:
         self._stopped.set()
         self.down()
@@ -88,10 +97,15 @@ class FaultProxy:
                 self._sockets.update((client, upstream))
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(
-                    target=self._pump, args=(source, sink), daemon=True
+                    target=self._pump,
+                    args=(source, sink, source is client),
+                    daemon=True,
                 ).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(
+        self, source: socket.socket, sink: socket.socket, upstream: bool
+    ) -> None:
+        sent = 0
         try:
             while True:
                 data = source.recv(65536)
@@ -100,6 +114,13 @@ class FaultProxy:
                 if self._delay:
                     time.sleep(self._delay)
                 sink.sendall(data)
+                sent += len(data)
+                limit = self._cut_after
+                if upstream and limit is not None and sent > limit:
+                    self._cut_after = None
+                    self.cuts += 1
+                    self.cut()
+                    break
         except OSError:
             pass
         finally:

@@ -83,6 +83,7 @@ class Dispatcher:
         if msg.takes_session:
             session = codec.unmarshal(XType('string'), params[0], 'session_id')
             params = params[1:]
+            self.topology.faults.saw_session(session)
         args = self._unmarshal(msg, params)
         pool = endpoint.pool
         ctx = CallContext(
@@ -197,9 +198,9 @@ class Dispatcher:
     def _run_task(self, ctx: CallContext, msg: Message, handler, args):
         store = ctx.store
         try:
-            latency = self.topology.faults.before_call(
-                ctx.endpoint, msg.wire_name
-            )
+            faults = self.topology.faults
+            faults.saw_task(msg.wire_name)
+            latency = faults.before_call(ctx.endpoint, msg.wire_name)
             self._apply_latency(ctx, handler, latency)
             with store.lock:
                 if task_ops.cancel_requested(ctx, ctx.task):

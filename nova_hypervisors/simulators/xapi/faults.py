@@ -21,7 +21,10 @@ From Python (``sim.faults``) or over the loopback control endpoint:
 * ``stop_host(name)`` / ``start_host(name)``: a host stops answering
   (connections refused, open connections cut) and comes back;
 * ``kill_master()``: the master of the first host's pool dies;
-* ``clear()``: no more injected failures or latency.
+* ``clear()``: no more injected failures or latency;
+* ``sessions_seen()``: every session ref a call has carried so far, so a
+  test can check that none of them reached a log;
+* ``tasks_seen()``: the methods called as ``Async.`` tasks so far.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ class Faults:
         self._calls: collections.Counter = collections.Counter()
         self._expire_on: set[str] = set()
         self._trace: list[str] | None = None
+        self._sessions: set[str] = set()
+        self._tasks: set[str] = set()
         self._controller: Any = None
 
     def bind(self, controller: Any) -> None:
@@ -84,6 +89,22 @@ class Faults:
         with self._lock:
             trace, self._trace = self._trace or [], None
             return trace
+
+    def saw_session(self, session: str) -> None:
+        with self._lock:
+            self._sessions.add(session)
+
+    def saw_task(self, method: str) -> None:
+        with self._lock:
+            self._tasks.add(method)
+
+    def tasks_seen(self) -> set[str]:
+        with self._lock:
+            return set(self._tasks)
+
+    def sessions_seen(self) -> set[str]:
+        with self._lock:
+            return set(self._sessions)
 
     def calls(self, method: str) -> int:
         """Calls of ``method`` so far (failed ones included)."""

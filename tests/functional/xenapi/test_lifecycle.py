@@ -738,40 +738,25 @@ class TestMasterLoss(XenAPITestCase):
 
     xenserver_options = {'unreachable_grace': 1}
 
-    def service(self):
-        (service,) = self.admin_api.get_services(
-            binary='nova-compute', host='compute1'
-        )
-        return service
-
-    def wait_for_service(self, status, timeout=20):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            service = self.service()
-            if service['status'] == status:
-                return service
-            time.sleep(0.2)
-        self.fail('compute1 did not become %s' % status)
-
     def test_the_service_is_disabled_while_the_master_is_gone(self):
         self.sim.faults.stop_host(self.xen.name)
-        service = self.wait_for_service('disabled')
+        service = self.wait_for_service('compute1', 'disabled')
         self.assertTrue(service['disabled_reason'].startswith('AUTO: '))
         self.assertIn('unreachable', service['disabled_reason'])
         self.sim.faults.start_host(self.xen.name)
-        self.wait_for_service('enabled')
+        self.wait_for_service('compute1', 'enabled')
         self.boot()
 
     def test_a_service_an_operator_disabled_stays_disabled(self):
         self.sim.faults.stop_host(self.xen.name)
-        self.wait_for_service('disabled')
+        self.wait_for_service('compute1', 'disabled')
         self.admin_api.api_put(
-            '/os-services/%s' % self.service()['id'],
+            '/os-services/%s' % self.compute_service('compute1')['id'],
             {'status': 'disabled', 'disabled_reason': 'maintenance'},
         )
         self.sim.faults.start_host(self.xen.name)
         time.sleep(3)
-        service = self.service()
+        service = self.compute_service('compute1')
         self.assertEqual('disabled', service['status'])
         self.assertEqual('maintenance', service['disabled_reason'])
 

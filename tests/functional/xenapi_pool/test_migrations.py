@@ -33,6 +33,8 @@ class PoolMigrationTestCase(base.NovaAPITestCase):
     pooled = True
     shared_sr = True
     sr_matching_filter = 'default-sr:true'
+    #: [xenserver] options of every compute beyond the connection.
+    xenserver_options: dict = {}
 
     def setUp(self):
         super().setUp()
@@ -60,6 +62,7 @@ class PoolMigrationTestCase(base.NovaAPITestCase):
                     'ca_file': self.sim.ca_file,
                     'running_timeout': 30,
                     'sr_matching_filter': self.sr_matching_filter,
+                    **self.xenserver_options,
                 },
             )
         self.glance.create(

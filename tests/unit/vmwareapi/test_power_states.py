@@ -37,6 +37,17 @@ class TestPowerStates(unittest.TestCase):
         )
         self.assertEqual('poweredOff', self.states.get('u1'))
 
+    def test_last_answers_even_unconfirmed(self):
+        """When vCenter cannot be asked: what the driver is bringing the
+        VM to, else what the watch saw; None for a VM never seen."""
+        self.assertEqual('poweredOn', self.states.last('u1'))
+        self.states.expect('u1', 'poweredOff')
+        self.assertIsNone(self.states.get('u1'))
+        self.assertEqual('poweredOff', self.states.last('u1'))
+        self.states.expect('u2', 'poweredOn')
+        self.assertEqual('poweredOn', self.states.last('u2'))
+        self.assertIsNone(self.states.last('u3'))
+
     def test_the_drivers_own_steps_emit_no_event(self):
         """A rescue (off, then on) or vcsim's reset (off and on) is the
         driver's doing: a late STOPPED would make Nova stop the server."""

@@ -106,6 +106,7 @@ def standard_pool(wire: FakeWire, addresses=('127.0.0.1',)) -> None:
     """Answers for the calls a session makes right after login."""
     hosts = pool_records(addresses)
     wire.on('host.get_all_records', lambda s: hosts)
+    wire.on('host.get_metrics', lambda s, host: 'OpaqueRef:metrics-' + host)
     wire.on(
         'pool.get_all_records',
         lambda s: {

@@ -275,3 +275,60 @@ class TestWatcherRecovers(WatcherTestCase):
         while len(calls) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         self.assertEqual('', calls[1])
+
+
+class _Availability:
+    def __init__(self):
+        self.calls = queue.Queue()
+
+    def lost(self, why):
+        self.calls.put(why)
+
+    def back(self):
+        self.calls.put('back')
+
+
+class TestOwnHostLiveness(WatcherTestCase):
+    """The master answers, but it no longer hears our host: the compute
+    must be reported unavailable all the same."""
+
+    def metrics_event(self, live):
+        return {
+            'class': 'host_metrics',
+            'operation': 'mod',
+            'ref': 'OpaqueRef:metrics-' + HOST,
+            'snapshot': {'live': live, 'memory_free': '0'},
+        }
+
+    def next_report(self, availability, wanted):
+        while True:
+            report = availability.calls.get(timeout=5)
+            if wanted in report:
+                return report
+
+    def test_a_host_the_pool_marks_not_live_is_reported_lost(self):
+        self.watcher.stop()
+        self.watcher._thread.join(5)
+        availability = _Availability()
+        watcher = events.EventWatcher(self.session, availability=availability)
+        watcher.start()
+        self.addCleanup(watcher.stop)
+        self.next_report(availability, 'back')
+        self.batches.put([self.metrics_event(False)])
+        report = self.next_report(availability, 'not live')
+        self.assertIn(self.session.host_name, report)
+        self.batches.put([self.metrics_event(True)])
+        self.next_report(availability, 'back')
+
+    def test_other_hosts_metrics_change_nothing(self):
+        self.watcher.stop()
+        self.watcher._thread.join(5)
+        availability = _Availability()
+        watcher = events.EventWatcher(self.session, availability=availability)
+        watcher.start()
+        self.addCleanup(watcher.stop)
+        other = self.metrics_event(False)
+        other['ref'] = 'OpaqueRef:metrics-of-another-host'
+        self.batches.put([other])
+        for _ in range(3):
+            self.assertEqual('back', availability.calls.get(timeout=5))

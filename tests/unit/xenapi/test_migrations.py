@@ -11,6 +11,7 @@ from nova.objects import migrate_data as nova_migrate_data
 
 from nova import exception
 from nova import objects
+from nova_hypervisors.xenapi import errors
 from nova_hypervisors.xenapi import migrate_data as xmigrate_data
 from tests.unit.xenapi import minixapi
 from tests.unit.xenapi.fakewire import XapiFailure
@@ -201,6 +202,42 @@ class TestLiveMigration(MigrationTestCase):
         self.post.assert_not_called()
         self.assertEqual(minixapi.HOST, self.vm()[1]['resident_on'])
 
+    def test_a_move_done_although_its_wait_failed_is_completed(self):
+        """xapi moved the VM, but awaiting the task failed (a dropped
+        connection): the VM runs on the destination, so Nova is told the
+        migration is complete rather than rolled back."""
+        inst = self.running_instance()
+        start = self.wire.handlers[(None, 'Async.VM.pool_migrate')]
+
+        def moved_then_lost(session_ref, *args):
+            start(session_ref, *args)
+            raise XapiFailure('INTERNAL_ERROR', 'connection reset')
+
+        self.wire.on('Async.VM.pool_migrate', moved_then_lost)
+        data = self.shared_data()
+        self.live_migrate(inst, data)
+        self.assertEqual(OTHER, self.vm()[1]['resident_on'])
+        self.post.assert_called_once_with(
+            self.ctx, inst, 'compute2', None, data
+        )
+        self.recover.assert_not_called()
+
+    def test_a_check_that_cannot_ask_xapi_refuses_the_migration(self):
+        """A XenAPI failure in a pre-check is a MigrationPreCheckError,
+        which leaves the instance ACTIVE where it is (anything else would
+        put it in ERROR)."""
+        inst = self.running_instance()
+        self.mini.fail('host.get_by_uuid', 'INTERNAL_ERROR', 'x')
+        self.assertRaises(
+            exception.MigrationPreCheckError,
+            self.drv.check_can_live_migrate_destination,
+            self.ctx,
+            inst,
+            {'nova_object.data': {'uuid': 'host-uuid-0'}},
+            {},
+            block_migration=None,
+        )
+
     def test_block_migration_sends_every_disk_to_the_destination_sr(self):
         inst = self.running_instance(ephemeral_gb=1)
         vm_ref, _ = self.vm()
@@ -301,6 +338,17 @@ class TestResize(MigrationTestCase):
             if 'nova_resize_backup_of' in v['other_config']
         ]
         self.assertEqual([], backups)
+
+    def test_a_backup_that_cannot_be_named_is_removed_at_once(self):
+        """The copy exists, tagging it fails: the copy goes, as it would
+        otherwise stay forever (the instance is in ERROR, no revert)."""
+        inst = self.running_instance()
+        before = set(self.mini.objects['VDI'])
+        self.mini.fail('VDI.set_name_label', 'INTERNAL_ERROR', 'x')
+        self.assertRaises(
+            errors.XenAPIError, self.resize, inst, self.new_flavor()
+        )
+        self.assertEqual(before, set(self.mini.objects['VDI']))
 
     def test_revert_swaps_the_backup_back_in(self):
         inst = self.running_instance()
