@@ -27,13 +27,17 @@ from pyVmomi import vmodl
 LOG = logging.getLogger(__name__)
 
 #: Transport failures after which a request is sent once more on a fresh
-#: connection (a pooled keep-alive connection closed by the server).
+#: connection (a pooled keep-alive connection closed by the server).  Over
+#: TLS, vCenter's default, a connection closed under a request surfaces as
+#: an EOF of the TLS layer as often as a reset.
 TRANSIENT_ERRORS = (
     ConnectionResetError,
     ConnectionAbortedError,
     BrokenPipeError,
     http.client.RemoteDisconnected,
     http.client.BadStatusLine,
+    ssl.SSLEOFError,
+    ssl.SSLZeroReturnError,
 )
 #: Calls that change nothing in vCenter (reads, and the property
 #: collector's own bookkeeping): the only ones sent again after a dropped

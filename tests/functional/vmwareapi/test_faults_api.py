@@ -6,10 +6,12 @@ does."""
 import io
 import os
 import time
+from unittest import mock
 
 from pyVmomi import vim
 
 from nova_hypervisors.vmwareapi import lookup
+from nova_hypervisors.vmwareapi import session as vc_session
 from tests.functional import faultproxy
 from tests.functional.faults import table
 from tests.functional.vmwareapi import api_base
@@ -167,6 +169,43 @@ class VCenterFaultsTest(api_base.VCenterAPITestCase):
             'boot, image not cached',
             'connection cut after 1 MiB of a 4 MiB upload',
             server['status'],
+            0,
+            time.monotonic() - started,
+        )
+
+    def test_a_connection_cut_in_the_middle_of_a_task_wait(self):
+        """Every task of a boot has been started and the driver waits for
+        it: right then every connection is cut.  The wait reads the task
+        again on a new connection (reads are safe to repeat), and the boot
+        ends ACTIVE with exactly one VM."""
+        task_info = vc_session.VCenterSession._task_info
+        compute_session = self.compute1.driver._session
+        waits = []
+
+        def cut_then_read(session, task):
+            if session is compute_session:
+                waits.append(task)
+                self.proxy.cut()
+            return task_info(session, task)
+
+        started = time.monotonic()
+        with mock.patch.object(
+            vc_session.VCenterSession, '_task_info', cut_then_read
+        ):
+            server = self._boot_active(host='compute1')
+        self.assertGreater(len(waits), 2)
+        self.assertEqual('poweredOn', self._power_state(server))
+        vms = self.admin.view_properties(
+            self.admin.content.rootFolder,
+            {vim.VirtualMachine: ['config.instanceUuid']},
+        )
+        uuids = [props.get('config.instanceUuid') for props in vms.values()]
+        self.assertEqual(1, uuids.count(server['id']))
+        table.record(
+            'vmware',
+            'boot',
+            f'every connection cut in each of its {len(waits)} task waits',
+            'ACTIVE',
             0,
             time.monotonic() - started,
         )

@@ -54,6 +54,19 @@ class TestRetryPolicy(unittest.TestCase):
             'result', session.invoke(target, 'RetrievePropertiesEx')
         )
 
+    def test_a_tls_connection_closed_under_a_read_is_sent_again(self):
+        """Over TLS a connection the server closed fails the next request
+        with an EOF of the TLS layer, not a reset."""
+        session = make_session()
+        target = mock.Mock()
+        target.RetrievePropertiesEx.side_effect = [
+            ssl.SSLEOFError(8, 'EOF occurred in violation of protocol'),
+            'result',
+        ]
+        self.assertEqual(
+            'result', session.invoke(target, 'RetrievePropertiesEx')
+        )
+
     def test_a_task_is_never_sent_twice_after_a_dropped_connection(self):
         """CreateVM_Task may have run before the connection dropped."""
         session = make_session()
