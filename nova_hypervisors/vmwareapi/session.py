@@ -43,14 +43,17 @@ TRANSIENT_ERRORS = (
 #: collector's own bookkeeping): the only ones sent again after a dropped
 #: connection.  Anything else (every *_Task, MakeDirectory, UnregisterVM,
 #: ...) may have been carried out before the connection dropped; sending
-#: it again could create a second VM or fail on what the first did.
+#: it again could create a second VM or fail on what the first did.  Nor is
+#: a long-poll (WaitForUpdatesEx) sent again on the same collector: the
+#: server may have answered the lost request, and the change in it is gone
+#: for a repeat (seen on vcsim); its callers start over with a new
+#: collector, whose first answer is the whole current state.
 SAFE_TO_REPEAT_PREFIXES = (
     'Retrieve',
     'ContinueRetrieve',
     'CancelRetrieve',
     'Find',
     'Query',
-    'WaitForUpdates',
     'CancelWaitForUpdates',
     'CreateFilter',
     'CreateContainerView',
@@ -378,7 +381,8 @@ class VCenterSession:
         """Long-poll one property until ``done(value)``; None on timeout.
 
         If the session is renewed meanwhile (the collector died with it),
-        the watch starts over with a new collector.
+        or the long-poll's connection drops, the watch starts over with a
+        new collector.
         """
         while True:
             generation = self._generation
@@ -387,6 +391,14 @@ class VCenterSession:
             except vmodl.fault.ManagedObjectNotFound:
                 if self._generation == generation:
                     raise
+            except TRANSIENT_ERRORS:
+                # The long-poll's connection dropped: a new collector's
+                # first answer carries the current value, so nothing the
+                # lost answer said is missed.
+                if time.monotonic() >= deadline:
+                    raise
+                LOG.debug('vCenter dropped a watch; watching anew')
+                self._stub.DropConnections()
 
     def _watch_once(self, obj, obj_type, path, done, deadline) -> Any:
         generation = self._generation

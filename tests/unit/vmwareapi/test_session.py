@@ -78,6 +78,9 @@ class TestRetryPolicy(unittest.TestCase):
         self.assertEqual(1, target.CreateVM_Task.call_count)
         self.assertFalse(vc_session.safe_to_repeat('MakeDirectory'))
         self.assertFalse(vc_session.safe_to_repeat('UnregisterVM'))
+        # A long-poll's lost answer may have carried a change: its callers
+        # watch anew with a new collector instead.
+        self.assertFalse(vc_session.safe_to_repeat('WaitForUpdatesEx'))
 
     def test_wrong_credentials_name_the_options(self):
         session = make_session()
