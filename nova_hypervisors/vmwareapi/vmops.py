@@ -39,7 +39,7 @@ SCSI_KEY = -100
 ROOT_DISK_KEY = -101
 CDROM_KEY = -102
 EXTRA_DISK_KEY = -110
-IDE_CONTROLLER_KEY = 200
+IDE_UNITS = (0, 1)
 VNC_KEY = 'RemoteDisplay.vnc.port'
 VM_PATHS = ['runtime.powerState', 'config.files.vmPathName']
 
@@ -64,6 +64,30 @@ def ensure_instance_folder(
         return session.invoke(vm_folder, 'CreateFolder', name=INSTANCE_FOLDER)
     except vim.fault.DuplicateName as error:
         return error.object
+
+
+def ide_slots(devices: list) -> list[tuple[int, int]]:
+    """The free (controller key, unit number) pairs of a VM's IDE
+    controllers, in bus order (two units on each)."""
+    taken = {
+        (device.controllerKey, device.unitNumber)
+        for device in devices
+        if getattr(device, 'controllerKey', None) is not None
+    }
+    controllers = sorted(
+        (
+            device
+            for device in devices
+            if isinstance(device, vim.vm.device.VirtualIDEController)
+        ),
+        key=lambda controller: controller.busNumber,
+    )
+    return [
+        (controller.key, unit)
+        for controller in controllers
+        for unit in IDE_UNITS
+        if (controller.key, unit) not in taken
+    ]
 
 
 def vm_directory(vm_path_name: str) -> str:
@@ -194,9 +218,10 @@ class VMOps:
         # 201) or on a SCSI controller of the image's adapter type; other
         # disks go on SCSI in any case.
         devices = [self._scsi_controller_spec(adapter)]
-        root_controller = (
-            IDE_CONTROLLER_KEY if adapter == vm_hardware.IDE else SCSI_KEY
-        )
+        # Devices for an IDE controller are added once the VM exists (see
+        # _attach_ide).
+        on_ide: list = []
+        root_list = on_ide if adapter == vm_hardware.IDE else devices
         image_bytes = image_meta.size if 'size' in image_meta else 0
         image_kb = -(-int(image_bytes or 0) // units.Ki)
         grow = flavor.root_gb * units.Mi > image_kb
@@ -210,13 +235,8 @@ class VMOps:
                     cached, datastore.name, image_meta.id, flavor.root_gb
                 )
                 capacity_kb = flavor.root_gb * units.Mi
-            devices.append(
-                self._disk_spec(
-                    disk_path,
-                    capacity_kb,
-                    parent=parent,
-                    controller_key=root_controller,
-                )
+            root_list.append(
+                self._disk_spec(disk_path, capacity_kb, parent=parent)
             )
         else:
             # A full copy, grown after the copy as in-tree does
@@ -224,11 +244,7 @@ class VMOps:
             self._files.copy_disk(cached, disk_path)
             if grow:
                 self._files.extend_disk(disk_path, flavor.root_gb * units.Mi)
-            devices.append(
-                self._disk_spec(
-                    disk_path, None, controller_key=root_controller
-                )
-            )
+            root_list.append(self._disk_spec(disk_path, None))
         devices += self._extra_disk_specs(
             instance,
             datastore.name,
@@ -244,7 +260,7 @@ class VMOps:
         )
         disk_io = vm_hardware.disk_io_allocation(flavor)
         if disk_io is not None:
-            for change in devices:
+            for change in devices + on_ide:
                 if isinstance(change.device, vim.vm.device.VirtualDisk):
                     change.device.storageIOAllocation = disk_io
         if configdrive.required_by(instance):
@@ -256,14 +272,7 @@ class VMOps:
                 network_info,
                 vm_dir,
             )
-            devices.append(
-                self._cdrom_spec(
-                    iso,
-                    IDE_CONTROLLER_KEY + 1
-                    if adapter == vm_hardware.IDE
-                    else IDE_CONTROLLER_KEY,
-                )
-            )
+            on_ide.append(self._cdrom_spec(iso))
 
         spec.name = uuid
         spec.instanceUuid = uuid
@@ -293,6 +302,32 @@ class VMOps:
         )
         undo.append(lambda: self._destroy_vm(vm))
         LOG.info('Created VM %s for instance %s', vm._moId, uuid)
+        if on_ide:
+            self._attach_ide(vm, on_ide)
+
+    def _attach_ide(self, vm: Any, changes: list) -> None:
+        """Add disks and CD-ROMs to the IDE controllers the VM has.
+
+        ESXi gives every new VM its two IDE controllers itself; their keys
+        are not ours to assume in the CreateVM spec.  As Nova's in-tree
+        driver does (``vm_util.allocate_controller_key_and_unit_number``
+        over ``config.hardware.device``, then ``ReconfigVM_Task``), the
+        devices go on the free units of the controllers found after
+        creation, in order: the root disk first, on the first free unit.
+        """
+        found = self.vm_properties(vm, ['config.hardware.device'])
+        slots = ide_slots(found.get('config.hardware.device') or [])
+        if len(slots) < len(changes):
+            raise exception.InstanceDeployFailure(
+                reason=f'the VM has {len(slots)} free IDE units; '
+                f'{len(changes)} are needed'
+            )
+        for change, (controller, unit) in zip(changes, slots, strict=False):
+            change.device.controllerKey = controller
+            change.device.unitNumber = unit
+        self._run_task(
+            vm, 'ReconfigVM_Task', spec=vim.vm.ConfigSpec(deviceChange=changes)
+        )
 
     def _host_for(
         self,
@@ -416,11 +451,10 @@ class VMOps:
         return spec
 
     @staticmethod
-    def _cdrom_spec(iso_path: str, controller_key: int) -> Any:
+    def _cdrom_spec(iso_path: str) -> Any:
+        """A CD-ROM for an IDE unit chosen later (_attach_ide)."""
         cdrom = vim.vm.device.VirtualCdrom(
             key=CDROM_KEY,
-            controllerKey=controller_key,
-            unitNumber=0,
             backing=vim.vm.device.VirtualCdrom.IsoBackingInfo(
                 fileName=iso_path
             ),

@@ -6,9 +6,11 @@ vmware:hw_version, hw:cpu_*, quota:*) reach the VM's configuration.
 """
 
 import io
+from unittest import mock
 
 from pyVmomi import vim
 
+from nova_hypervisors.vmwareapi import session as vc_session
 from tests.functional.vmwareapi import api_base
 
 IMAGE_ID = '2b9e7a0c-5f3d-4f0e-9f61-0d2d7c1a4e21'
@@ -124,8 +126,26 @@ class HardwareTest(api_base.VCenterAPITestCase):
         )
 
     def test_an_ide_root_disk(self):
+        # ESXi gives a new VM its IDE controllers; their keys are not the
+        # CreateVM spec's to assume (review C5).  As in-tree, the IDE disk
+        # and CD-ROM are added once the VM exists, on the controllers it
+        # has: the CreateVM spec refers to no controller it does not add.
+        specs = []
+        invoke = vc_session.VCenterSession.invoke
+
+        def recording(session, managed_object, method, *args, **kwargs):
+            if method == 'CreateVM_Task':
+                specs.append(kwargs['config'])
+            return invoke(session, managed_object, method, *args, **kwargs)
+
         image = self._image(vmware_adaptertype='ide')
-        server = self._boot_active(image=image, config_drive=True)
+        with mock.patch.object(vc_session.VCenterSession, 'invoke', recording):
+            server = self._boot_active(image=image, config_drive=True)
+        (spec,) = specs
+        added = {change.device.key for change in spec.deviceChange}
+        for change in spec.deviceChange:
+            if change.device.controllerKey is not None:
+                self.assertIn(change.device.controllerKey, added)
         devices = self._devices(server)
         ide = {
             d.key
