@@ -58,6 +58,9 @@ DATASTORE_PATHS = [
     'summary.accessible',
     'summary.type',
     'summary.maintenanceMode',
+    # The hosts that mount it, of every cluster: a datastore shared with
+    # other clusters is counted in part (Datastore.share).
+    'host',
 ]
 #: Datastore types the driver writes to: VMFS and NFS.  In-tree accepts
 #: vsan too, for streamOptimized images only (ds_util._is_datastore_valid,
@@ -109,6 +112,18 @@ class Datastore:
     capacity_gb: int
     free_gb: int
     free_bytes: int
+    #: The part of the datastore this cluster counts: its own hosts among
+    #: every host that mounts it (1.0 when only this cluster's do).
+    share: float = 1.0
+
+    @property
+    def counted_gb(self) -> int:
+        """The capacity this cluster reports: its share."""
+        return int(self.capacity_gb * self.share)
+
+    @property
+    def counted_used_gb(self) -> int:
+        return int((self.capacity_gb - self.free_gb) * self.share)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,9 +305,33 @@ def capacity_from_properties(
                 capacity_gb=(props.get('summary.capacity') or 0) // units.Gi,
                 free_gb=free // units.Gi,
                 free_bytes=free,
+                share=_share(props.get('host'), set(hosts)),
             )
         )
     return Capacity(hosts=host_capacities, datastores=matching)
+
+
+def _share(mounts: list | None, own_hosts: set) -> float:
+    """This cluster's part of a datastore: its hosts among all that mount
+    it.
+
+    A datastore shared by several clusters would otherwise be counted in
+    full by each of their nova-computes, and Placement would see its space
+    several times.  Nova cannot take DISK_GB from a sharing provider
+    (its documented limitation, bug 1784020), so each cluster reports the
+    part that its hosts make of the datastore's mounts; the parts of all
+    clusters add up to the datastore once.  ``mounts`` is
+    ``Datastore.host`` (DatastoreHostMount: key, mountInfo).
+    """
+    mounted = {
+        mount.key
+        for mount in mounts or ()
+        if getattr(mount.mountInfo, 'mounted', True) is not False
+    }
+    ours = mounted & own_hosts
+    if not mounted or not ours:
+        return 1.0
+    return len(ours) / len(mounted)
 
 
 def pick_host(
@@ -369,6 +408,9 @@ def placement_inventory(
       allocation ratio applied (capacity times ratio minus its powered-on
       VMs).
     * DISK_GB: the largest matching datastore's free space.
+
+    DISK_GB's total counts each matching datastore once across clusters:
+    this cluster's share of it (:func:`_share`).
     """
     hosts = capacity.usable_hosts
     result = {}
@@ -397,7 +439,7 @@ def placement_inventory(
         )
     if capacity.datastores:
         result['DISK_GB'] = _entry(
-            total=sum(ds.capacity_gb for ds in capacity.datastores),
+            total=sum(ds.counted_gb for ds in capacity.datastores),
             reserved=reserved['DISK_GB'],
             max_unit=max(ds.free_gb for ds in capacity.datastores),
             ratio=ratios['DISK_GB'],
@@ -432,10 +474,8 @@ def available_resource(capacity: Capacity, node: Node) -> dict:
         'vcpus': sum(host.cpus for host in hosts),
         'memory_mb': memory_total,
         'memory_mb_used': sum(host.used_memory_mb for host in hosts),
-        'local_gb': sum(ds.capacity_gb for ds in capacity.datastores),
-        'local_gb_used': sum(
-            ds.capacity_gb - ds.free_gb for ds in capacity.datastores
-        ),
+        'local_gb': sum(ds.counted_gb for ds in capacity.datastores),
+        'local_gb_used': sum(ds.counted_used_gb for ds in capacity.datastores),
         'vcpus_used': 0,
         'hypervisor_type': HYPERVISOR_TYPE,
         'hypervisor_version': versionutils.convert_version_to_int(

@@ -226,9 +226,10 @@ class DatastoreFiles:
             pass
 
     def delete(self, ds_path: str) -> None:
-        """Delete a file or directory; a missing one is not an error."""
+        """Delete a file or directory; a missing one is not an error (so
+        the delete is sent again if the connection dropped under it)."""
         try:
-            task = self._session.invoke(
+            task = self._session.invoke_repeatable(
                 self._session.content.fileManager,
                 'DeleteDatastoreFile_Task',
                 name=ds_path,
@@ -239,6 +240,24 @@ class DatastoreFiles:
             if not _is_not_found(error):
                 raise
             LOG.debug('%s was already gone', ds_path)
+
+    def create_disk(
+        self, ds_path: str, capacity_kb: int, disk_type: str, adapter: str
+    ) -> None:
+        """A new virtual disk: vCenter writes its descriptor and extent
+        (CreateVirtualDisk_Task)."""
+        task = self._session.invoke(
+            self._session.content.virtualDiskManager,
+            'CreateVirtualDisk_Task',
+            name=ds_path,
+            datacenter=self._datacenter,
+            spec=vim.VirtualDiskManager.FileBackedVirtualDiskSpec(
+                diskType=disk_type,
+                adapterType=adapter,
+                capacityKb=capacity_kb,
+            ),
+        )
+        self._session.wait_for_task(task)
 
     def copy_disk(self, source: str, destination: str) -> None:
         """Copy a virtual disk (descriptor and extents) within vCenter."""
@@ -278,8 +297,9 @@ class DatastoreFiles:
         self._session.wait_for_task(task)
 
     def delete_disk(self, ds_path: str) -> None:
+        """Delete a virtual disk; a missing one is not an error."""
         try:
-            task = self._session.invoke(
+            task = self._session.invoke_repeatable(
                 self._session.content.virtualDiskManager,
                 'DeleteVirtualDisk_Task',
                 name=ds_path,

@@ -23,6 +23,7 @@ from nova_hypervisors.vmwareapi import lookup
 from nova_hypervisors.vmwareapi import migrations
 from nova_hypervisors.vmwareapi import resources
 from nova_hypervisors.vmwareapi import session as vc_session
+from nova_hypervisors.vmwareapi import thin_copy
 from nova_hypervisors.vmwareapi import vmops
 
 CONF = conf.CONF
@@ -67,7 +68,10 @@ class VCDriver(driver.ComputeDriver):
             if group.cache_prefix
             else CONF.image_cache.subdirectory_name
         )
-        image_cache = images.ImageCache(files, cache_folder)
+        copier = thin_copy.ThinCopier(
+            session, node, files, lambda: self._vmops.instance_folder()
+        )
+        image_cache = images.ImageCache(files, cache_folder, copier)
         self._aging = image_aging.ImageAging(
             session, node, files, cache_folder, group.datastore_regex
         )
@@ -86,7 +90,13 @@ class VCDriver(driver.ComputeDriver):
             session, node, group.datastore_regex, self._states
         )
         self._vmops = vmops.VMOps(
-            session, node, files, image_cache, self._states, spawn_settings
+            session,
+            node,
+            files,
+            image_cache,
+            self._states,
+            spawn_settings,
+            copier,
         )
         self._disks = guest_disks.GuestDisks(
             session, files, image_cache, self._vmops, self._states
@@ -98,6 +108,7 @@ class VCDriver(driver.ComputeDriver):
             files,
             self._states,
             group.datastore_regex,
+            copier,
         )
         self._console = console.Console(session, self._vmops)
         # VMs of Nova's in-tree driver whose instanceUuid drifted: found by

@@ -6,8 +6,11 @@ chunk by chunk, never holding the image on the compute node (only an image
 with a signature to verify, or without a size, goes through a temporary
 file first); later boots copy or link from there.  A raw image (or a
 preallocated vmdk, which is the same bytes) becomes a monolithic flat vmdk:
-its data is the ``-flat.vmdk`` extent, padded to whole sectors, and we
-write the small descriptor next to it, so no conversion tool is needed.
+vCenter writes its descriptor
+(``CreateVirtualDisk_Task``, the disk type and adapter type of the image),
+and the image's bytes replace the flat extent it made, padded to whole KB:
+what Nova's in-tree driver does (``vmops._prepare_flat_image``), so no
+descriptor is ever written by hand and no conversion tool is needed.
 
 Uploads of one image to one datastore are serialised by a lock inside one
 nova-compute.  Two nova-computes whose clusters share a datastore never
@@ -17,9 +20,9 @@ that finds the name taken drops its copy and uses the other's.
 """
 
 from collections.abc import Iterator
+import contextlib
 import itertools
 import logging
-import math
 import tempfile
 from typing import Any
 import uuid
@@ -31,47 +34,52 @@ from pyVmomi import vim
 
 from nova import exception
 from nova_hypervisors.vmwareapi import datastore as ds_util
+from nova_hypervisors.vmwareapi import hardware as vm_hardware
 from nova_hypervisors.vmwareapi import session as vc_session
+from nova_hypervisors.vmwareapi import thin_copy
 
 LOG = logging.getLogger(__name__)
-SECTOR = 512
 SPARSE_MAGIC = b'KDMV'
-DESCRIPTOR = """# Disk DescriptorFile
-version=1
-CID=fffffffe
-parentCID=ffffffff
-createType="vmfs"
+#: The descriptor's disk type for an image's bytes: every byte of the
+#: extent is written, as Cinder's VMDK driver notes of a disk made from a
+#: flat extent (vmdk._check_disk_conversion).
+IMAGE_DISK_TYPE = 'preallocated'
+#: vmware_adaptertype / hw_scsi_model -> the descriptor's adapter type:
+#: vCenter's VirtualDiskManager knows only ide, busLogic and lsiLogic, so
+#: the newer SCSI controllers are written as lsiLogic (in-tree
+#: vm_util.get_vmdk_adapter_type).
+DESCRIPTOR_ADAPTERS = {
+    'ide': 'ide',
+    'busLogic': 'busLogic',
+    'lsiLogic': 'lsiLogic',
+    'lsiLogicsas': 'lsiLogic',
+    'paraVirtual': 'lsiLogic',
+}
 
-# Extent description
-RW {sectors} VMFS "{extent}"
 
-# The Disk Data Base
-ddb.adapterType = "{adapter}"
-ddb.virtualHWVersion = "14"
-"""
-
-
-def descriptor(extent: str, size: int, adapter: str = 'lsilogic') -> bytes:
-    """A monolithic flat vmdk descriptor for an extent of ``size`` bytes
-    (padded to whole sectors: ESXi refuses an extent shorter than its
-    descriptor says)."""
-    sectors = max(1, math.ceil(size / SECTOR))
-    return DESCRIPTOR.format(
-        sectors=sectors, extent=extent, adapter=adapter
-    ).encode()
+def capacity_kb(size: int) -> int:
+    """The disk capacity for an image of ``size`` bytes: whole KB."""
+    return max(1, -(-size // units.Ki))
 
 
 def padding(size: int) -> bytes:
-    """Zeros that bring an extent of ``size`` bytes to whole sectors."""
-    return b'\0' * (-size % SECTOR if size else SECTOR)
+    """Zeros that bring an extent of ``size`` bytes to its capacity."""
+    return b'\0' * (capacity_kb(size) * units.Ki - size)
 
 
 class ImageCache:
     """Per-datastore cache of Glance images as vmdk disks."""
 
-    def __init__(self, files: ds_util.DatastoreFiles, folder: str) -> None:
+    def __init__(
+        self,
+        files: ds_util.DatastoreFiles,
+        folder: str,
+        copier: thin_copy.ThinCopier | None = None,
+    ) -> None:
+        """``copier`` makes the sized parents (:meth:`sized`)."""
         self._files = files
         self.folder = folder
+        self._copier = copier
         self._image_api = glance.API()
 
     def image_folder(self, datastore: str, image_id: str) -> str:
@@ -111,42 +119,46 @@ class ImageCache:
         # A name of our own: another nova-compute may be uploading the
         # same image to the same datastore.
         partial = f'{folder}/{image_id}.{uuid.uuid4().hex[:12]}-partial'
-        extent = f'{partial.rsplit("/", 1)[1]}-flat.vmdk'
-        try:
-            size = self._upload_extent(
-                context, image_meta, f'{folder}/{extent}'
+        adapter = DESCRIPTOR_ADAPTERS[vm_hardware.adapter_type(image_meta)]
+
+        def new_disk(size: int) -> str:
+            # vCenter writes the descriptor; its extent makes way for
+            # the image's bytes.
+            self._files.create_disk(
+                f'{partial}.vmdk', capacity_kb(size), IMAGE_DISK_TYPE, adapter
             )
-            text = descriptor(extent, size)
-            self._files.upload(f'{partial}.vmdk', [text], len(text))
+            self._files.delete(f'{partial}-flat.vmdk')
+            return f'{partial}-flat.vmdk'
+
+        try:
+            self._upload_extent(context, image_meta, new_disk)
             self._files.move_disk(f'{partial}.vmdk', disk)
         except vc_session.TaskFailed as error:
+            self._discard(partial)
             if not isinstance(error.fault, vim.fault.FileAlreadyExists):
-                self._discard(f'{partial}.vmdk', f'{folder}/{extent}')
                 raise
             # Another nova-compute cached it first: theirs is as good.
             LOG.info('Image %s was cached at %s meanwhile', image_id, disk)
-            self._discard(f'{partial}.vmdk', f'{folder}/{extent}')
         except Exception:
-            self._discard(f'{partial}.vmdk', f'{folder}/{extent}')
+            self._discard(partial)
             raise
 
-    def _discard(self, descriptor_path: str, extent_path: str) -> None:
-        """Remove a partial upload: the disk if its descriptor made it,
-        else the bare extent."""
+    def _discard(self, partial: str) -> None:
+        """Remove a partial upload: its descriptor and its extent, each
+        if it is there."""
         try:
-            if self._files.exists(descriptor_path):
-                self._files.delete_disk(descriptor_path)
-            else:
-                self._files.delete(extent_path)
+            self._files.delete(f'{partial}.vmdk')
+            self._files.delete(f'{partial}-flat.vmdk')
         except Exception:  # noqa: BLE001 - keep the upload's own error
             LOG.warning(
                 'Could not remove the partial upload %s',
-                extent_path,
+                partial,
                 exc_info=True,
             )
 
-    def _upload_extent(self, context, image_meta, target: str) -> int:
-        """Glance's bytes to ``target``; return their count."""
+    def _upload_extent(self, context, image_meta, new_disk) -> int:
+        """Glance's bytes to the extent ``new_disk(size)`` returns; return
+        their count."""
         image_id = image_meta.id
         # Glance sets an image's size from its data; without it (or for a
         # signed image, which Glance verifies only while writing it out)
@@ -156,10 +168,11 @@ class ImageCache:
         if size and not _signed(image_meta):
             chunks = self._image_api.download(context, image_id)
         if chunks is None:
-            return self._upload_buffered(context, image_id, target)
+            return self._upload_buffered(context, image_id, new_disk)
         chunks = _exactly(image_id, iter(chunks), size)
         first = next(chunks, b'')
         _check_flat(image_id, first)
+        target = new_disk(size)
         LOG.info('Streaming image %s (%d bytes) to %s', image_id, size, target)
         self._files.upload(
             target,
@@ -168,13 +181,14 @@ class ImageCache:
         )
         return size
 
-    def _upload_buffered(self, context, image_id, target: str) -> int:
+    def _upload_buffered(self, context, image_id, new_disk) -> int:
         with tempfile.TemporaryFile() as data:
             self._image_api.download(context, image_id, data=data)
             size = data.tell()
             data.seek(0)
             _check_flat(image_id, data.read(len(SPARSE_MAGIC)))
             data.seek(0)
+            target = new_disk(size)
             LOG.info(
                 'Uploading image %s (%d bytes) to %s', image_id, size, target
             )
@@ -189,7 +203,13 @@ class ImageCache:
         return size
 
     def sized(
-        self, cached: str, datastore: str, image_id: str, root_gb: int
+        self,
+        cached: str,
+        datastore: str,
+        image_id: str,
+        root_gb: int,
+        image_kb: int,
+        host: Any = None,
     ) -> str:
         """The image grown to ``root_gb``, kept in the cache beside it.
 
@@ -197,9 +217,13 @@ class ImageCache:
         (vSphere: "Disks with parents cannot be expanded"), so a root disk
         larger than the image needs a parent of that size: one per
         (image, size), as Nova's in-tree driver keeps
-        (``vmops._use_disk_image_as_linked_clone``).  It is made under a
-        temporary name and renamed when complete.
+        (``vmops._use_disk_image_as_linked_clone``).  It is a thin copy
+        (thin_copy; in-tree's ``CopyVirtualDisk_Task`` makes it
+        preallocated, the full root size), made under a temporary name and
+        renamed when complete.  ``host``: where the copy's seed VM runs
+        when DRS does not choose.
         """
+        assert self._copier is not None, 'sized parents need a copier'
         folder = ds_util.path(datastore, self.folder, image_id)
         sized = f'{folder}/{image_id}.{root_gb}.vmdk'
         with lockutils.lock(f'vmware-image-{datastore}-{image_id}'):
@@ -207,9 +231,14 @@ class ImageCache:
                 return sized
             partial = f'{folder}/{image_id}.{root_gb}-partial.vmdk'
             self._files.delete_disk(partial)  # a crashed attempt's
-            self._files.copy_disk(cached, partial)
-            self._files.extend_disk(partial, root_gb * units.Mi)
-            self._files.move_disk(partial, sized)
+            try:
+                self._copier.copy(cached, partial, image_kb, host)
+                self._files.extend_disk(partial, root_gb * units.Mi)
+                self._files.move_disk(partial, sized)
+            except Exception:
+                with contextlib.suppress(Exception):
+                    self._files.delete_disk(partial)
+                raise
         LOG.info('Image %s sized to %d GB at %s', image_id, root_gb, sized)
         return sized
 

@@ -31,6 +31,7 @@ from nova_hypervisors.vmwareapi import guest_disks
 from nova_hypervisors.vmwareapi import lookup
 from nova_hypervisors.vmwareapi import network
 from nova_hypervisors.vmwareapi import session as vc_session
+from nova_hypervisors.vmwareapi import thin_copy
 from nova_hypervisors.vmwareapi import vmops as vm_ops
 
 LOG = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ VM_PATHS = [
     'datastore',
     'config.hardware.device',
     'config.extraConfig',
+    'runtime.host',
 ]
 #: extraConfig keys naming the pre-resize root disk and its size.
 BACKUP_PATH_KEY = 'nova.resize.rootBackup'
@@ -95,9 +97,11 @@ class Migrations:
         files: ds_util.DatastoreFiles,
         states: events.PowerStates,
         datastore_regex: str | None,
+        copier: thin_copy.ThinCopier,
     ) -> None:
         self._session = session
         self._files = files
+        self._copier = copier
         self._node = node
         self._vmops = vmops
         self._states = states
@@ -180,8 +184,8 @@ class Migrations:
         """Put a grown copy of the root disk in its place; return the device
         change that grows it to ``root_gb`` (applied with the flavor).
 
-        The copy is a standalone disk (vCenter consolidates a linked
-        clone's chain when copying), so growing it never touches a delta
+        The copy is a standalone thin disk (a full clone consolidates a
+        linked clone's chain), so growing it never touches a delta
         disk; the original stays as it was, for a revert.  A second resize
         before the first is confirmed or reverted keeps the first original.
         """
@@ -194,7 +198,10 @@ class Migrations:
         if not extra_config(options, BACKUP_PATH_KEY):
             original = root.backing.fileName
             grown = original[: -len('.vmdk')] + GROWN_SUFFIX
-            self._files.copy_disk(original, grown)
+            # Thin, on the host the VM is on (thin_copy).
+            self._copier.copy(
+                original, grown, current_kb, props.get('runtime.host')
+            )
             swap = [
                 vim.vm.device.VirtualDeviceSpec(
                     operation='remove', device=root

@@ -292,6 +292,21 @@ class VCenterSession:
                 LOG.debug('vCenter dropped the connection; retrying once')
                 self._stub.DropConnections()
 
+    def invoke_repeatable(
+        self, managed_object: Any, method: str, **kwargs: Any
+    ) -> Any:
+        """Like :meth:`invoke`, for a call the caller knows it may send
+        twice (a delete whose 'not found' it takes as done): sent once
+        more after a dropped connection, although it changes something."""
+        try:
+            return self.invoke(managed_object, method, **kwargs)
+        except TRANSIENT_ERRORS:
+            LOG.debug(
+                'vCenter dropped the connection; sending %s again', method
+            )
+            self._stub.DropConnections()
+            return self.invoke(managed_object, method, **kwargs)
+
     def call(self, function: Callable[[], Any]) -> Any:
         """Run ``function`` (pyVmomi calls) under the retry policy."""
         return self.invoke(function, '__call__')

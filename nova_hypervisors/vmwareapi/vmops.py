@@ -31,6 +31,7 @@ from nova_hypervisors.vmwareapi import images
 from nova_hypervisors.vmwareapi import lookup
 from nova_hypervisors.vmwareapi import network
 from nova_hypervisors.vmwareapi import session as vc_session
+from nova_hypervisors.vmwareapi import thin_copy
 
 LOG = logging.getLogger(__name__)
 
@@ -106,8 +107,10 @@ class VMOps:
         image_cache: images.ImageCache,
         states: events.PowerStates,
         settings: SpawnSettings,
+        copier: thin_copy.ThinCopier,
     ) -> None:
         self._session = session
+        self._copier = copier
         self._node = node
         self._files = files
         self._images = image_cache
@@ -232,16 +235,22 @@ class VMOps:
             capacity_kb = image_kb
             if grow:
                 parent = self._images.sized(
-                    cached, datastore.name, image_meta.id, flavor.root_gb
+                    cached,
+                    datastore.name,
+                    image_meta.id,
+                    flavor.root_gb,
+                    image_kb,
+                    host,
                 )
                 capacity_kb = flavor.root_gb * units.Mi
             root_list.append(
                 self._disk_spec(disk_path, capacity_kb, parent=parent)
             )
         else:
-            # A full copy, grown after the copy as in-tree does
-            # (vm_util.extend_virtual_disk), then added as it is.
-            self._files.copy_disk(cached, disk_path)
+            # A full copy, thin (thin_copy), grown after the copy as
+            # in-tree does (vm_util.extend_virtual_disk), then added as
+            # it is.
+            self._copier.copy(cached, disk_path, image_kb, host)
             if grow:
                 self._files.extend_disk(disk_path, flavor.root_gb * units.Mi)
             root_list.append(self._disk_spec(disk_path, None))

@@ -135,6 +135,34 @@ func (j *sessionJanitor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	j.next.ServeHTTP(w, r)
 }
 
+// mountEverywhere lists, in each datastore's "host", every host that mounts
+// it.  vSphere API, Datastore.host: the hosts attached to the datastore,
+// each a DatastoreHostMount; vcsim 0.24.2 kept only the last host it
+// mounted the datastore on (host_datastore_system.go
+// CreateLocalDatastore), although every host lists it in its own
+// "datastore".  A driver that splits a shared datastore's capacity among
+// the clusters mounting it needs the whole list.
+func mountEverywhere() {
+	mounts := map[types.ManagedObjectReference][]types.DatastoreHostMount{}
+	for _, obj := range simulator.Map.All("HostSystem") {
+		host := obj.(*simulator.HostSystem)
+		for _, ref := range host.Datastore {
+			mounts[ref] = append(mounts[ref], types.DatastoreHostMount{
+				Key: host.Self,
+				MountInfo: types.HostMountInfo{
+					AccessMode: string(types.HostMountModeReadWrite),
+					Mounted:    types.NewBool(true),
+					Accessible: types.NewBool(true),
+				},
+			})
+		}
+	}
+	for ref, list := range mounts {
+		ds := simulator.Map.Get(ref).(*simulator.Datastore)
+		simulator.Map.Update(ds, []types.PropertyChange{{Name: "host", Val: list}})
+	}
+}
+
 // unmount takes the named datastore away from the first host of every
 // cluster: real clusters have datastores that not every host mounts.
 func unmount(name string) {
@@ -217,6 +245,7 @@ func main() {
 	}
 	defer model.Remove()
 	simulator.Map.AddHandler(relocationFixer{})
+	mountEverywhere()
 	if *unmounted != "" {
 		unmount(*unmounted)
 	}

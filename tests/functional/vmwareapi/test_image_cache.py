@@ -1,5 +1,9 @@
 """The image cache on a vcsim datastore: streamed, padded, race-free.
 
+vCenter writes each cached disk's descriptor (CreateVirtualDisk_Task), and
+the image's bytes replace its flat extent, as in-tree does
+(``vmops._prepare_flat_image``).
+
 Two nova-computes whose clusters share a datastore share its cache folder;
 each uploads under a name of its own and renames the disk into place
 (``MoveVirtualDisk_Task`` without ``force`` refuses an existing name:
@@ -18,7 +22,7 @@ from nova_hypervisors.vmwareapi import images
 from nova_hypervisors.vmwareapi import session as vc_session
 from tests.functional.vmwareapi import vcsim_fixture
 
-#: Not a whole number of sectors: the extent is padded.
+#: Not a whole number of KB: the extent is padded to the disk's capacity.
 IMAGE_BYTES = b'\x5a' * 1000
 
 
@@ -81,7 +85,7 @@ class TestImageCache(unittest.TestCase):
     def folder(self, name: str = '') -> str:
         return datastore.path('LocalDS_0', '_base', self.image_id, name)
 
-    def test_the_image_is_streamed_and_padded_to_whole_sectors(self):
+    def test_the_image_is_streamed_and_padded_to_whole_kb(self):
         cache = self.cache()
         disk = cache.fetch(None, self.meta, 'LocalDS_0')
         self.assertEqual(0, cache._image_api.buffered)
@@ -92,8 +96,21 @@ class TestImageCache(unittest.TestCase):
         self.assertEqual(1024, len(extent))
         self.assertEqual(IMAGE_BYTES, extent[: len(IMAGE_BYTES)])
         self.assertEqual(b'\0' * 24, extent[len(IMAGE_BYTES) :])
+        # The descriptor is the one vCenter wrote for a 1 KB disk (review
+        # C4): never hand-written, with a geometry and the adapter type.
         text = b''.join(self.files.download(disk))
         self.assertIn(b'RW 2 VMFS', text)
+        self.assertIn(b'ddb.geometry.heads', text)
+        self.assertIn(b'ddb.adapterType = "lsiLogic"', text)
+
+    def test_the_descriptor_names_the_images_adapter_type(self):
+        self.meta.properties = objects.ImageMetaProps.from_dict(
+            {'hw_disk_bus': 'ide'}
+        )
+        disk = self.cache().fetch(None, self.meta, 'LocalDS_0')
+        text = b''.join(self.files.download(disk))
+        self.assertIn(b'ddb.adapterType = "ide"', text)
+        self.assertIn(b'ddb.geometry.heads = "16"', text)
 
     def test_a_copy_cached_meanwhile_by_another_compute_wins(self):
         self.cache().fetch(None, self.meta, 'LocalDS_0')

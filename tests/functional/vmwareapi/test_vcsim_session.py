@@ -2,8 +2,10 @@
 
 import time
 import unittest
+import uuid
 
 from pyVmomi import vim
+from pyVmomi import vmodl
 
 from nova_hypervisors.simulators.vcsim import tls as vcsim_tls
 from nova_hypervisors.vmwareapi import cluster
@@ -121,6 +123,150 @@ class TestAgainstVcsim(unittest.TestCase):
         # Every running VM uses memory, Nova's or not (3 + 1 agent VM).
         self.assertEqual(4 * 32, sum(h.used_memory_mb for h in capacity.hosts))
         self.assertEqual(['LocalDS_0'], [d.name for d in capacity.datastores])
+
+    def test_a_datastore_both_clusters_mount_counts_once(self):
+        """vcsim mounts LocalDS_0 on every host of both clusters: each
+        cluster reports its hosts' part of it, and the parts add up to the
+        datastore once (review B9)."""
+        session = self.connect()
+        ds_ref = (
+            cluster.read_capacity(
+                session, cluster.find_node(session, 'DC0_C0'), None
+            )
+            .datastores[0]
+            .ref
+        )
+        mounts = session.properties([ds_ref], vim.Datastore, ['host'])[ds_ref][
+            'host'
+        ]
+        shares = []
+        for name in ('DC0_C0', 'DC0_C1'):
+            node = cluster.find_node(session, name)
+            (datastore,) = cluster.read_capacity(
+                session, node, None
+            ).datastores
+            self.assertEqual(2 / len(mounts), datastore.share)
+            shares.append(datastore.share)
+        self.assertEqual(4, len(mounts))
+        self.assertEqual(1, sum(shares))
+
+    def test_a_traversal_spec_is_followed_only_from_its_type(self):
+        """vSphere API, PropertyCollector.TraversalSpec: ``type`` is the
+        type whose property ``path`` is followed (a base type's spec also
+        applies to its subtypes).  One recursive selectSet for every type,
+        as oslo.vmware's vim_util.build_recursive_traversal_spec gives
+        Nova's in-tree driver and Cinder, reaches each VM once; a
+        HostSystem spec does not follow a Datastore's ``vm`` (our vcsim
+        patch 0015: vcsim 0.24.2 followed every spec from every object
+        with such a field, round and round until it crashed)."""
+        session = self.connect()
+        spec = vmodl.query.PropertyCollector
+        visit = spec.SelectionSpec(name='visit')
+
+        def hop(name, type_, path, *select):
+            return spec.TraversalSpec(
+                name=name,
+                type=type_,
+                path=path,
+                skip=False,
+                selectSet=list(select),
+            )
+
+        pool_hops = [
+            spec.SelectionSpec(name='rp_to_rp'),
+            spec.SelectionSpec(name='rp_to_vm'),
+        ]
+        recursive = hop(
+            'visit',
+            vim.Folder,
+            'childEntity',
+            visit,
+            hop('dc_to_hf', vim.Datacenter, 'hostFolder', visit),
+            hop('dc_to_vmf', vim.Datacenter, 'vmFolder', visit),
+            hop('dc_to_dsf', vim.Datacenter, 'datastoreFolder', visit),
+            hop('h_to_vm', vim.HostSystem, 'vm', visit),
+            hop('cr_to_h', vim.ComputeResource, 'host'),
+            hop('cr_to_ds', vim.ComputeResource, 'datastore'),
+            hop('cr_to_rp', vim.ComputeResource, 'resourcePool', *pool_hops),
+            hop('rp_to_rp', vim.ResourcePool, 'resourcePool', *pool_hops),
+            hop('rp_to_vm', vim.ResourcePool, 'vm', *pool_hops),
+        )
+        vms = session.retrieve(
+            [
+                spec.FilterSpec(
+                    objectSet=[
+                        spec.ObjectSpec(
+                            obj=session.content.rootFolder,
+                            selectSet=[recursive],
+                        )
+                    ],
+                    propSet=[
+                        spec.PropertySpec(
+                            type=vim.VirtualMachine, pathSet=['name']
+                        )
+                    ],
+                )
+            ]
+        )
+        # 3 VMs and an agent VM in each of the two clusters (and those
+        # other tests of the class made), each once.
+        self.assertGreaterEqual(len(vms), 8)
+        self.assertEqual(len(vms), len({content.obj for content in vms}))
+
+        node = cluster.find_node(session, 'DC0_C0')
+        datastore = cluster.read_capacity(session, node, None).datastores[0]
+        from_datastore = session.retrieve(
+            [
+                spec.FilterSpec(
+                    objectSet=[
+                        spec.ObjectSpec(
+                            obj=datastore.ref,
+                            skip=True,
+                            selectSet=[hop('h_to_vm', vim.HostSystem, 'vm')],
+                        )
+                    ],
+                    propSet=[
+                        spec.PropertySpec(
+                            type=vim.VirtualMachine, pathSet=['name']
+                        )
+                    ],
+                )
+            ]
+        )
+        self.assertEqual([], from_datastore)
+
+    def test_every_vm_with_a_uuid_is_found(self):
+        """vSphere API, SearchIndex.FindAllByUuid (since API 4.0), which
+        Nova's in-tree driver finds its VMs with (vm_util.
+        _get_vm_ref_from_vm_uuid): by instance uuid or BIOS uuid, within
+        a datacenter when given (our vcsim patch 0016; vcsim 0.24.2 did not
+        implement it)."""
+        session = self.connect()
+        node = cluster.find_node(session, 'DC0_C0')
+        vms = self._foreign_vms(session, node)
+        vm = next(iter(vms))
+        found = session.properties(
+            [vm], vim.VirtualMachine, ['config.uuid', 'config.instanceUuid']
+        )[vm]
+        index = session.content.searchIndex
+
+        def find_all(uuid, instance_uuid, datacenter=None):
+            return session.invoke(
+                index,
+                'FindAllByUuid',
+                uuid=uuid,
+                vmSearch=True,
+                instanceUuid=instance_uuid,
+                datacenter=datacenter,
+            )
+
+        self.assertEqual([vm], find_all(found['config.instanceUuid'], True))
+        self.assertIn(vm, find_all(found['config.uuid'], False))
+        self.assertEqual(
+            [vm],
+            find_all(found['config.instanceUuid'], True, node.datacenter),
+        )
+        self.assertEqual([], find_all(str(uuid.uuid4()), True))
 
     def test_the_drs_flag_comes_with_hosts_and_datastores(self):
         """vSphere API, ClusterComputeResource.configuration: deprecated

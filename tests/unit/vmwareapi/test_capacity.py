@@ -1,5 +1,6 @@
 """The cluster's capacity as Placement inventory (no wire involved)."""
 
+import types
 import unittest
 
 from oslo_utils import units
@@ -37,8 +38,15 @@ def datastore(
     accessible=True,
     kind='VMFS',
     maintenance='normal',
+    mounted_on=(),
 ):
     return name, {
+        'host': [
+            types.SimpleNamespace(
+                key=host_name, mountInfo=types.SimpleNamespace(mounted=True)
+            )
+            for host_name in mounted_on
+        ],
         'summary.name': name,
         'summary.capacity': capacity_gb * units.Gi,
         'summary.freeSpace': free_gb * units.Gi,
@@ -134,6 +142,29 @@ class TestInventory(unittest.TestCase):
         self.assertEqual(300, inv['DISK_GB']['total'])
         self.assertEqual(80, inv['DISK_GB']['max_unit'])
         self.assertEqual('nova-b', cluster.best_datastore(cap).name)
+
+    def test_a_datastore_shared_with_other_clusters_counts_once(self):
+        """Each cluster reports its hosts' part of a shared datastore, so
+        the nova-computes of both clusters add up to it once (review B9);
+        one disk can still take the whole free space."""
+        shared = datastore(
+            'nfs', 400, 100, mounted_on=['h0', 'h1', 'other0', 'other1']
+        )
+        own = datastore('local', 100, 50, mounted_on=['h0'])
+        cap = self.capacity([host('h0'), host('h1')], datastores=[shared, own])
+        inv = cluster.placement_inventory(cap, RATIOS, NO_RESERVE, None)
+        self.assertEqual(200 + 100, inv['DISK_GB']['total'])
+        self.assertEqual(100, inv['DISK_GB']['max_unit'])
+        node = cluster.Node(
+            types.SimpleNamespace(_moId='domain-c7'),
+            'C',
+            *[None] * 5,
+            'u',
+            '8.0.2',
+        )
+        report = cluster.available_resource(cap, node)
+        self.assertEqual(300, report['local_gb'])
+        self.assertEqual(150 + 50, report['local_gb_used'])
 
     def test_datastores_in_maintenance_or_unwritable_are_skipped(self):
         """The one being evacuated is the emptiest; vSAN and vVol take no

@@ -29,7 +29,13 @@ def node() -> cluster.Node:
 class TestLiveMigrationChecks(unittest.TestCase):
     def setUp(self):
         self.migrations = migrations.Migrations(
-            mock.Mock(), node(), mock.Mock(), mock.Mock(), mock.Mock(), None
+            mock.Mock(),
+            node(),
+            mock.Mock(),
+            mock.Mock(),
+            mock.Mock(),
+            None,
+            mock.Mock(),
         )
 
     def test_destination_names_its_cluster_by_moref(self):
@@ -68,7 +74,13 @@ class TestLiveMigrationFailure(unittest.TestCase):
         self.session = mock.Mock()
         self.vmops = mock.Mock()
         self.migrations = migrations.Migrations(
-            self.session, self.node, self.vmops, mock.Mock(), mock.Mock(), None
+            self.session,
+            self.node,
+            self.vmops,
+            mock.Mock(),
+            mock.Mock(),
+            None,
+            mock.Mock(),
         )
         self.instance = mock.Mock(uuid='u1')
         self.post, self.recover = mock.Mock(), mock.Mock()
