@@ -99,7 +99,7 @@ class VCDriver(driver.ComputeDriver):
             copier,
         )
         self._disks = guest_disks.GuestDisks(
-            session, files, image_cache, self._vmops, self._states
+            session, files, image_cache, self._vmops, self._states, copier
         )
         self._migrations = migrations.Migrations(
             session,

@@ -21,6 +21,7 @@ from nova_hypervisors.vmwareapi import events
 from nova_hypervisors.vmwareapi import images
 from nova_hypervisors.vmwareapi import lookup
 from nova_hypervisors.vmwareapi import session as vc_session
+from nova_hypervisors.vmwareapi import thin_copy
 from nova_hypervisors.vmwareapi import vmops as vm_ops
 
 LOG = logging.getLogger(__name__)
@@ -50,8 +51,10 @@ class GuestDisks:
         image_cache: images.ImageCache,
         vmops: vm_ops.VMOps,
         states: events.PowerStates,
+        copier: thin_copy.ThinCopier,
     ) -> None:
         self._session = session
+        self._copier = copier
         self._files = files
         self._images = image_cache
         self._vmops = vmops
@@ -68,9 +71,16 @@ class GuestDisks:
     ) -> None:
         vm = lookup.get_vm(self._session, instance)
         props = self._vmops.vm_properties(
-            vm, DISK_PATHS + ['runtime.powerState', 'guest.toolsRunningStatus']
+            vm,
+            DISK_PATHS
+            + [
+                'runtime.powerState',
+                'runtime.host',
+                'guest.toolsRunningStatus',
+            ],
         )
-        root = root_disk(props.get('config.hardware.device')).backing.fileName
+        root_device = root_disk(props.get('config.hardware.device'))
+        root = root_device.backing.fileName
         vm_dir = vm_ops.vm_directory(props['config.files.vmPathName'])
         copy = f'{vm_dir}/snapshot-{image_id}.vmdk'
         update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
@@ -90,7 +100,11 @@ class GuestDisks:
             quiesce=quiesce,
         )
         try:
-            self._files.copy_disk(root, copy)
+            # Thin: a preallocated copy would take the disk's whole
+            # capacity on the datastore while the upload runs (thin_copy).
+            self._copier.copy(
+                root, copy, root_device.capacityInKB, props.get('runtime.host')
+            )
         finally:
             self._run_task(
                 snapshot, 'RemoveSnapshot_Task', removeChildren=False

@@ -101,7 +101,8 @@ class ThinCopier:
             )
             # The disk must be no VM's to be moved.
             for name in (clone_name, seed_name):
-                self._session.invoke(made.pop(name), 'UnregisterVM')
+                self._session.invoke(made[name], 'UnregisterVM')
+                made[name] = None
             self._files.move_disk(cloned.backing.fileName, destination)
         finally:
             self._clean_up(datastore, seed_name, clone_name, made)
@@ -167,6 +168,8 @@ class ThinCopier:
         wait failed after vCenter made the VM), then remove both folders:
         the seed's holds only its delta, never the source."""
         for name in (clone_name, seed_name):
+            if name in made and made[name] is None:
+                continue  # unregistered already
             vm = made.get(name) or self._find(name)
             if vm is not None:
                 with contextlib.suppress(Exception):

@@ -13,11 +13,13 @@ resize and copy through Nova's API, and look at the blocks.
 
 import io
 import os
+from unittest import mock
 
 from oslo_utils import units
 from pyVmomi import vim
 from pyVmomi import vmodl
 
+from nova_hypervisors.vmwareapi import datastore as ds_util
 from nova_hypervisors.vmwareapi import session as vc_session
 from nova_hypervisors.vmwareapi import thin_copy
 from tests.functional.vmwareapi import api_base
@@ -99,6 +101,40 @@ class LinkedCloneThinTest(ThinCopiesBase):
         # (vcsim grows the device, not its file, on a capacity edit.)
         self._assert_thin(grown.backing.fileName, 1 * units.Gi)
         server = self._confirm_resize(server)
+        self._assert_no_copy_left()
+
+    def test_a_snapshot_uploads_a_thin_copy(self):
+        """The disk a snapshot streams to Glance is a thin copy: a
+        preallocated one would take the flavor's whole disk on the
+        datastore while the upload runs."""
+        server = self._boot_active(
+            image=IMAGE_ID, flavor_id=self._flavor('one-gb', 128, disk=1)
+        )
+        downloaded = []
+        download = ds_util.DatastoreFiles.download
+
+        def checking(files, ds_path):
+            disk = ds_path.replace('-flat.vmdk', '.vmdk')
+            self._assert_thin(disk, 1 * units.Gi)
+            downloaded.append(ds_path)
+            return download(files, ds_path)
+
+        methods = []
+        invoke = vc_session.VCenterSession.invoke
+
+        def recording(session, managed_object, method, *args, **kwargs):
+            methods.append(method)
+            return invoke(session, managed_object, method, *args, **kwargs)
+
+        with (
+            mock.patch.object(ds_util.DatastoreFiles, 'download', checking),
+            mock.patch.object(vc_session.VCenterSession, 'invoke', recording),
+        ):
+            image = self._snapshot(server)
+        self.assertEqual(1, len(downloaded))
+        self.assertIn('CloneVM_Task', methods)
+        self.assertNotIn('CopyVirtualDisk_Task', methods)
+        self.assertEqual('active', image['status'])
         self._assert_no_copy_left()
 
     def test_vcsim_copies_are_preallocated_and_destspec_is_refused(self):
