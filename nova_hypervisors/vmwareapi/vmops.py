@@ -42,6 +42,7 @@ CDROM_KEY = -102
 EXTRA_DISK_KEY = -110
 IDE_UNITS = (0, 1)
 VNC_KEY = 'RemoteDisplay.vnc.port'
+VNC_PATH = f'config.extraConfig["{VNC_KEY}"]'
 VM_PATHS = ['runtime.powerState', 'config.files.vmPathName']
 
 
@@ -499,31 +500,41 @@ class VMOps:
     def _allocate_vnc_port(self) -> int:
         """The lowest free port of [vmware] vnc_port/vnc_port_total.
 
-        Ports in use are read from the cluster once, then tracked here.
+        Ports in use are read from the cluster once, then tracked here;
+        ports of VMs deleted since are found free again by a new read when
+        the range looks exhausted.  Only vCenter before 7 gets here (ESXi 7
+        has no VNC server).
         """
-        if self._vnc_ports is None:
-            from nova_hypervisors.vmwareapi import inventory
-
-            found = inventory.read_cluster(
-                self._session,
-                self._node.cluster,
-                {vim.VirtualMachine: ['config.extraConfig']},
-            )[vim.VirtualMachine]
-            used = set()
-            for props in found.values():
-                for option in props.get('config.extraConfig') or ():
-                    if option.key == VNC_KEY:
-                        with contextlib.suppress(ValueError):
-                            used.add(int(option.value))
-            self._vnc_ports = used
         first = self._settings.vnc_port
-        for port in range(first, first + self._settings.vnc_port_total):
-            if port not in self._vnc_ports:
-                self._vnc_ports.add(port)
-                return port
+        ports = range(first, first + self._settings.vnc_port_total)
+        for fresh in (self._vnc_ports is None, True):
+            if fresh:
+                self._vnc_ports = self._vnc_ports_in_use()
+            for port in ports:
+                if port not in self._vnc_ports:
+                    self._vnc_ports.add(port)
+                    return port
         raise exception.ConsolePortRangeExhausted(
             min_port=first, max_port=first + self._settings.vnc_port_total
         )
+
+    def _vnc_ports_in_use(self) -> set[int]:
+        """The VNC ports of the cluster's VMs, by the keyed path of that
+        one extraConfig key (vSphere keyed property paths), not the VMs'
+        whole extraConfig."""
+        from nova_hypervisors.vmwareapi import inventory
+
+        found = inventory.read_cluster(
+            self._session,
+            self._node.cluster,
+            {vim.VirtualMachine: [VNC_PATH]},
+        )[vim.VirtualMachine]
+        used = set()
+        for props in found.values():
+            option = props.get(VNC_PATH)
+            with contextlib.suppress(TypeError, ValueError):
+                used.add(int(getattr(option, 'value', None)))
+        return used
 
     def _upload_config_drive(
         self,

@@ -104,6 +104,7 @@ def start(
     host_cpus: int = 2,
     username: str = 'user',
     password: str = 'pass',
+    vcenter_version: str = '7.0.3',
 ) -> Vcsim:
     """Build vcsim if needed and start it on 127.0.0.1 with a free port.
 
@@ -115,7 +116,8 @@ def start(
     ``datastores`` are each mounted on every host; ``dc_in_folder`` puts
     the datacenter inside a folder (its inventory path is then not its
     name); ``nsx_portgroups`` adds NSX-backed distributed port groups;
-    ``unmounted_datastore`` is not mounted on each cluster's first host.
+    ``unmounted_datastore`` is not mounted on each cluster's first host;
+    ``vcenter_version`` is what ``About`` reports.
     """
     binary = vcsim_build.build()
     workdir = tempfile.mkdtemp(prefix='nova-hypervisors-vcsim-')
@@ -130,6 +132,7 @@ def start(
         f'-unmounted-datastore={unmounted_datastore}',
         f'-host-memory-mb={host_memory_mb}',
         f'-host-cpus={host_cpus}',
+        f'-vcenter-version={vcenter_version}',
         '-listen=127.0.0.1:0',
         f'-username={username}',
         f'-password={password}',

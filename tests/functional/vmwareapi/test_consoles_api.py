@@ -49,3 +49,29 @@ class ConsolesTest(api_base.VCenterAPITestCase):
         self.assertEqual(
             set(), {k for k in keys if k.startswith('RemoteDisplay.vnc')}
         )
+
+
+class VNCOnVCenter67Test(api_base.VCenterAPITestCase):
+    """vCenter 6.7, whose ESXi hosts still have a VNC server: each VM gets
+    a port of [vmware] vnc_port/vnc_port_total, as in-tree, and the port
+    of a deleted VM is given again (review D: ports were never freed)."""
+
+    vcsim_options = {'vcenter_version': '6.7.3'}
+    vmware_options = {'vnc_port': 5950, 'vnc_port_total': 1}
+
+    def setUp(self) -> None:
+        self.flags(enabled=True, group='vnc')
+        super().setUp()
+
+    def _vnc_port(self, server: dict) -> str | None:
+        options = self._vm_props(server, 'config.extraConfig')[
+            'config.extraConfig'
+        ]
+        return {o.key: o.value for o in options}.get('RemoteDisplay.vnc.port')
+
+    def test_a_deleted_vms_port_is_given_again(self):
+        first = self._boot_active(az='nova:compute1')
+        self.assertEqual('5950', self._vnc_port(first))
+        self._delete_server(first)
+        second = self._boot_active(az='nova:compute1')
+        self.assertEqual('5950', self._vnc_port(second))
