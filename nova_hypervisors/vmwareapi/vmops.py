@@ -14,13 +14,13 @@ import dataclasses
 import logging
 from typing import Any
 
-from oslo_utils import units
-from pyVmomi import vim
-
 from nova import exception
 from nova.virt import configdrive
 from nova.virt import driver as virt_driver
 from nova.virt import hardware
+from oslo_utils import units
+from pyVmomi import vim
+
 from nova_hypervisors.common import configdrive as config_drive
 from nova_hypervisors.vmwareapi import cluster
 from nova_hypervisors.vmwareapi import datastore as ds_util
@@ -95,6 +95,15 @@ def ide_slots(devices: list) -> list[tuple[int, int]]:
 def vm_directory(vm_path_name: str) -> str:
     """``[ds] uuid/uuid.vmx`` -> ``[ds] uuid``."""
     return vm_path_name.rsplit('/', 1)[0]
+
+
+def vm_name(display_name: str | None, uuid: str) -> str:
+    """What vCenter shows for an instance's VM: "<display name> (<uuid>)",
+    as in-tree renames its VMs (vm_util._get_vm_name), within vSphere's 80
+    characters.  The VM's files are named by the uuid alone (vmPathName)."""
+    if display_name:
+        return f'{display_name[:41]} ({uuid[:36]})'
+    return uuid[:36]
 
 
 class VMOps:
@@ -284,7 +293,7 @@ class VMOps:
             )
             on_ide.append(self._cdrom_spec(iso))
 
-        spec.name = uuid
+        spec.name = vm_name(instance.display_name, uuid)
         spec.instanceUuid = uuid
         spec.numCPUs = flavor.vcpus
         spec.memoryMB = flavor.memory_mb

@@ -144,7 +144,9 @@ class HardwareTest(api_base.VCenterAPITestCase):
         # The instance's VM, and the seed VM of the thin copy that sizes
         # the image (thin_copy.ThinCopier): neither refers to a controller
         # it does not add.
-        self.assertIn(server['id'], [spec.name for spec in specs])
+        self.assertIn(
+            f'{server["name"]} ({server["id"]})', [spec.name for spec in specs]
+        )
         for spec in specs:
             added = {change.device.key for change in spec.deviceChange}
             for change in spec.deviceChange:

@@ -13,6 +13,11 @@ class ServerLifecycleTest(api_base.VCenterAPITestCase):
         delete; the VM follows each step and is gone at the end."""
         server = self._wait_for_state_change(self._boot(), 'ACTIVE')
         self.assertEqual('poweredOn', self._power_state(server))
+        # Named in vCenter as in-tree names its VMs (review D); its files
+        # stay in the folder of its uuid.
+        props = self._vm_props(server, 'name', 'config.files.vmPathName')
+        self.assertEqual(f'{server["name"]} ({server["id"]})', props['name'])
+        self.assertIn(f'] {server["id"]}/', props['config.files.vmPathName'])
         hypervisor = server['OS-EXT-SRV-ATTR:hypervisor_hostname']
         self.assertRegex(
             hypervisor, r'^clustercomputeresource-\d+\.[0-9a-f-]+$'
