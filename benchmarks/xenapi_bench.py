@@ -34,13 +34,13 @@ import xmlrpc.client  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from nova import config as nova_config  # noqa: E402
+from nova import context as nova_context  # noqa: E402
+from nova import objects  # noqa: E402
 from nova.compute import provider_tree  # noqa: E402
 from nova.tests.unit import fake_instance  # noqa: E402
 import XenAPI  # noqa: E402
 
-from nova import config as nova_config  # noqa: E402
-from nova import context as nova_context  # noqa: E402
-from nova import objects  # noqa: E402
 from nova_hypervisors import conf  # noqa: E402
 from nova_hypervisors.simulators.xapi import SimulatedPool  # noqa: E402
 from nova_hypervisors.xenapi import driver as xdriver  # noqa: E402

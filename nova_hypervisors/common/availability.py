@@ -15,11 +15,10 @@ from __future__ import annotations
 import threading
 import time
 
-from oslo_log import log as logging
-
 from nova import context as nova_context
 from nova import exception
 from nova import objects
+from oslo_log import log as logging
 
 LOG = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ import os
 import tempfile
 
 from nova.api.metadata import base as instance_metadata
-
 from nova.virt import configdrive
 
 

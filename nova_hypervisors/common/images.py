@@ -15,10 +15,9 @@ from collections.abc import Callable
 import io
 from typing import Protocol
 
+from nova import exception
 from nova.image import glance
 from oslo_log import log as logging
-
-from nova import exception
 
 LOG = logging.getLogger(__name__)
 

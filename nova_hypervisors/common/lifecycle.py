@@ -13,9 +13,8 @@ from collections.abc import Callable
 import threading
 
 from nova.compute import power_state
-from oslo_log import log as logging
-
 from nova.virt import event as virtevent
+from oslo_log import log as logging
 
 LOG = logging.getLogger(__name__)
 

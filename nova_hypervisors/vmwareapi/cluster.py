@@ -17,12 +17,12 @@ import logging
 import re
 from typing import Any
 
+from nova import exception
 from nova.objects import fields
 from oslo_utils import units
 from oslo_utils import versionutils
 from pyVmomi import vim
 
-from nova import exception
 from nova_hypervisors.vmwareapi import inventory
 from nova_hypervisors.vmwareapi import session as vc_session
 

@@ -8,14 +8,14 @@ removed it).
 
 from typing import Any
 
+from nova import exception
 from nova.compute import power_state
 from nova.console import type as console_type
 from nova.objects import diagnostics as nova_diagnostics
+from nova.virt import configdrive
 from oslo_serialization import jsonutils
 from pyVmomi import vim
 
-from nova import exception
-from nova.virt import configdrive
 from nova_hypervisors.vmwareapi import events
 from nova_hypervisors.vmwareapi import lookup
 from nova_hypervisors.vmwareapi import session as vc_session

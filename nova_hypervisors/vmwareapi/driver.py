@@ -9,6 +9,7 @@ several compute services in one process can each have their own [vmware].
 from nova import exception
 from nova.virt import driver
 from nova.virt import node as virt_node
+
 from nova_hypervisors import conf
 from nova_hypervisors.common import availability
 from nova_hypervisors.vmwareapi import cluster

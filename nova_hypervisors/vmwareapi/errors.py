@@ -9,10 +9,10 @@ import functools
 import inspect
 from typing import Any
 
+from nova import exception
 from pyVmomi import vim
 from pyVmomi import vmodl
 
-from nova import exception
 from nova_hypervisors.vmwareapi import session as vc_session
 
 

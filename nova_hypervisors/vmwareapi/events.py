@@ -39,10 +39,10 @@ import time
 from typing import Any
 
 from nova.compute import power_state
+from nova.virt import event as virtevent
 from pyVmomi import vim
 from pyVmomi import vmodl
 
-from nova.virt import event as virtevent
 from nova_hypervisors.vmwareapi import cluster
 from nova_hypervisors.vmwareapi import inventory
 from nova_hypervisors.vmwareapi import lookup

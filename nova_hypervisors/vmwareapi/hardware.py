@@ -24,10 +24,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyVmomi import vim
-
 from nova import exception
 from nova.virt import hardware as nova_hardware
+from pyVmomi import vim
 
 DEFAULT_GUEST_ID = 'otherGuest64'
 DEFAULT_ADAPTER = 'lsiLogic'

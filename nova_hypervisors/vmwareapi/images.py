@@ -27,12 +27,12 @@ import tempfile
 from typing import Any
 import uuid
 
+from nova import exception
 from nova.image import glance
 from oslo_concurrency import lockutils
 from oslo_utils import units
 from pyVmomi import vim
 
-from nova import exception
 from nova_hypervisors.vmwareapi import datastore as ds_util
 from nova_hypervisors.vmwareapi import hardware as vm_hardware
 from nova_hypervisors.vmwareapi import session as vc_session

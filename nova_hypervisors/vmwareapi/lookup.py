@@ -17,9 +17,9 @@ it, wherever it lives; listing the cluster's VMs is one traversal read
 import logging
 from typing import Any
 
+from nova import exception
 from pyVmomi import vim
 
-from nova import exception
 from nova_hypervisors.vmwareapi import inventory
 from nova_hypervisors.vmwareapi import session as vc_session
 

@@ -18,12 +18,12 @@ a confirm deletes it.
 import logging
 from typing import Any
 
+from nova import exception
+from nova import objects
 from nova.compute import task_states
 from oslo_utils import units
 from pyVmomi import vim
 
-from nova import exception
-from nova import objects
 from nova_hypervisors.vmwareapi import cluster
 from nova_hypervisors.vmwareapi import datastore as ds_util
 from nova_hypervisors.vmwareapi import events

@@ -12,9 +12,9 @@ port groups with the segment's logical switch uuid, or as opaque networks.
 
 from typing import Any
 
+from nova import exception
 from pyVmomi import vim
 
-from nova import exception
 from nova_hypervisors.vmwareapi import session as vc_session
 
 NETWORK_PATHS = {

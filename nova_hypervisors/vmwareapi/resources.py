@@ -8,12 +8,12 @@ amounts.
 
 from typing import Any
 
+from nova import conf as nova_conf
 from nova.compute import utils as compute_utils
+from nova.virt import driver as virt_driver
 import os_traits
 from oslo_log import log as logging
 
-from nova import conf as nova_conf
-from nova.virt import driver as virt_driver
 from nova_hypervisors.vmwareapi import cluster
 from nova_hypervisors.vmwareapi import events
 from nova_hypervisors.vmwareapi import session as vc_session

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import struct
 
+from nova import exception
 from oslo_log import log as logging
 
-from nova import exception
 from nova_hypervisors.xenapi import session as xsession
 from nova_hypervisors.xenapi import vm_utils
 

@@ -8,12 +8,12 @@ Nova's base class refuses them.
 
 from __future__ import annotations
 
+from nova import exception
 from nova.compute import task_states
+from nova.virt import driver
 import nova.virt.node
 from oslo_log import log as logging
 
-from nova import exception
-from nova.virt import driver
 from nova_hypervisors import conf
 from nova_hypervisors.common import availability
 from nova_hypervisors.common import lifecycle

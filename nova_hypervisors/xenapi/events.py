@@ -22,10 +22,10 @@ import time
 from typing import Any
 import xmlrpc.client
 
+from nova import exception
 from oslo_log import log as logging
 import XenAPI
 
-from nova import exception
 from nova_hypervisors.xenapi import errors
 from nova_hypervisors.xenapi import session as xsession
 

@@ -9,12 +9,12 @@ import base64
 import urllib.parse
 import zlib
 
+from nova import exception
 from nova.compute import power_state
 from nova.console import type as ctype
 from nova.objects import diagnostics as nova_diagnostics
 from oslo_log import log as logging
 
-from nova import exception
 from nova_hypervisors.xenapi import errors
 from nova_hypervisors.xenapi import session as xsession
 from nova_hypervisors.xenapi import vm_utils

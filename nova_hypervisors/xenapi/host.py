@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 
+from nova import conf as nova_conf
 from nova.objects import fields
 import os_resource_classes as orc
 from oslo_utils import versionutils
 
-from nova import conf as nova_conf
 from nova_hypervisors.xenapi import disks
 from nova_hypervisors.xenapi import session as xsession
 

@@ -8,10 +8,10 @@ found by name, in one indexed query.
 
 from __future__ import annotations
 
+from nova import exception
 from oslo_concurrency import lockutils
 from oslo_log import log as logging
 
-from nova import exception
 from nova_hypervisors.xenapi import disks
 from nova_hypervisors.xenapi import session as xsession
 from nova_hypervisors.xenapi import transfers

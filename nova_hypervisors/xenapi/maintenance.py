@@ -8,13 +8,13 @@ each move, since Nova's compute manager only asks the driver to do it.
 
 from __future__ import annotations
 
+from nova import context as nova_context
+from nova import exception
+from nova import objects
 from nova.compute import task_states
 from nova.scheduler.client import report
 from oslo_log import log as logging
 
-from nova import context as nova_context
-from nova import exception
-from nova import objects
 from nova_hypervisors.xenapi import events
 from nova_hypervisors.xenapi import session as xsession
 from nova_hypervisors.xenapi import vm_utils

@@ -23,11 +23,11 @@ from __future__ import annotations
 import contextlib
 import json
 
+from nova import exception
+from nova import objects
 from oslo_log import log as logging
 from oslo_utils import excutils
 
-from nova import exception
-from nova import objects
 from nova_hypervisors.xenapi import disks
 from nova_hypervisors.xenapi import events
 from nova_hypervisors.xenapi import maintenance

@@ -33,10 +33,10 @@ from typing import Any
 import urllib.parse
 import xmlrpc.client
 
+from nova import exception
 from oslo_log import log as oslo_logging
 import XenAPI
 
-from nova import exception
 from nova_hypervisors.xenapi import errors
 
 LOG = oslo_logging.getLogger(__name__)

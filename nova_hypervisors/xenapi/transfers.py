@@ -28,9 +28,9 @@ import contextlib
 import http.client
 import urllib.parse
 
+from nova import exception
 from oslo_log import log as logging
 
-from nova import exception
 from nova_hypervisors.common import images
 from nova_hypervisors.xenapi import disks
 from nova_hypervisors.xenapi import errors

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 
+from nova import exception
 from nova.compute import power_state
 
-from nova import exception
 from nova_hypervisors.xenapi import session as xsession
 
 NOVA_UUID = 'nova_uuid'

@@ -12,16 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 import contextlib
 
+from nova import exception
 from nova.compute import power_state
 from nova.compute import task_states
 from nova.compute import vm_states
 from nova.console import type as ctype
 from nova.objects import diagnostics
-from oslo_log import log as logging
-
-from nova import exception
 from nova.virt import configdrive
 from nova.virt import hardware
+from oslo_log import log as logging
+
 from nova_hypervisors.common import configdrive as config_drive
 from nova_hypervisors.common import images
 from nova_hypervisors.xenapi import disks

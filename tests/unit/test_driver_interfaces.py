@@ -8,9 +8,9 @@ time, so these tests hold each driver against ``ComputeDriver``.
 import socket
 
 import fixtures
-
 from nova import test
 from nova.virt import driver as nova_driver
+
 from nova_hypervisors.vmwareapi import VCDriver
 from nova_hypervisors.xenapi import XenAPIDriver
 

@@ -17,11 +17,11 @@ import contextlib
 import threading
 import time
 
-from oslo_log import log as logging
-
 from nova import context as nova_context
 from nova import exception
 from nova import objects
+from oslo_log import log as logging
+
 from nova_hypervisors.xenapi import errors
 from nova_hypervisors.xenapi.pool import membership
 from nova_hypervisors.xenapi.pool.membership import Action

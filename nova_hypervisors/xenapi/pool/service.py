@@ -6,9 +6,9 @@ server on our own topic through which the pool agent wakes it at once.
 
 from __future__ import annotations
 
+from nova import rpc
 from oslo_log import log as logging
 
-from nova import rpc
 from nova_hypervisors.xenapi.pool import reconcile
 from nova_hypervisors.xenapi.pool import wakeup
 

@@ -9,6 +9,7 @@ import json
 
 from nova import context as nova_context
 from nova import objects
+
 from tests.functional.vmwareapi import api_base
 
 

@@ -16,6 +16,7 @@ from unittest import mock
 import uuid
 
 from nova import objects
+
 from nova_hypervisors.vmwareapi import cluster
 from nova_hypervisors.vmwareapi import datastore
 from nova_hypervisors.vmwareapi import images

@@ -8,10 +8,10 @@ every other clone here too.
 
 import io
 
+from nova import context
 from oslo_utils import units
 from pyVmomi import vim
 
-from nova import context
 from nova_hypervisors.vmwareapi import datastore
 from nova_hypervisors.vmwareapi import session as vc_session
 from tests.functional.vmwareapi import api_base

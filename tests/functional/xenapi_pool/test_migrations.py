@@ -12,10 +12,10 @@ import io
 import time
 
 import fixtures
-from nova.tests.functional.api import client
-
 from nova import context as nova_context
 from nova import exception
+from nova.tests.functional.api import client
+
 from nova_hypervisors import conf  # noqa: F401 - registers [xenserver]
 from nova_hypervisors.simulators.xapi import SimulatedPool
 from nova_hypervisors.xenapi import disks

@@ -9,10 +9,10 @@ reconciliation is set far too slow (60 s) to explain what the test sees.
 import time
 
 import fixtures
+from nova import rpc
 import nova.conf
 import oslo_messaging as messaging
 
-from nova import rpc
 from nova_hypervisors.xenapi.pool import agent
 from tests.functional.xenapi_pool import broker
 from tests.functional.xenapi_pool import test_pool_workflow

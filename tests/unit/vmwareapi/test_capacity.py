@@ -3,9 +3,9 @@
 import types
 import unittest
 
+from nova import exception
 from oslo_utils import units
 
-from nova import exception
 from nova_hypervisors.vmwareapi import cluster
 
 RATIOS = {'VCPU': 4.0, 'MEMORY_MB': 1.0, 'DISK_GB': 1.0}

@@ -5,6 +5,7 @@ from unittest import mock
 from nova import exception
 from nova import test
 from nova.virt import driver as nova_driver
+
 from nova_hypervisors.vmwareapi import VCDriver
 
 

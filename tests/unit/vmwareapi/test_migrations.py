@@ -3,9 +3,9 @@
 import unittest
 from unittest import mock
 
+from nova import exception
 from pyVmomi import vim
 
-from nova import exception
 from nova_hypervisors.vmwareapi import cluster
 from nova_hypervisors.vmwareapi import migrations
 

@@ -2,10 +2,10 @@
 
 import struct
 
-import testtools
-
 from nova import exception
 from nova import objects
+import testtools
+
 from nova_hypervisors.common import images
 from nova_hypervisors.xenapi import disks
 

@@ -2,14 +2,14 @@
 
 from unittest import mock
 
-from nova.compute import power_state
-from nova.compute import provider_tree
-from nova.tests.unit import fake_instance
-
 from nova import context as nova_context
 from nova import exception
 from nova import objects
 from nova import test
+from nova.compute import power_state
+from nova.compute import provider_tree
+from nova.tests.unit import fake_instance
+
 from nova_hypervisors.xenapi import driver as xdriver
 from tests.unit.xenapi import fakewire
 from tests.unit.xenapi import minixapi

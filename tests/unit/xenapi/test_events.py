@@ -2,11 +2,11 @@
 
 import queue
 
+from nova import exception
 from nova.compute import power_state
+from nova.virt import event as virtevent
 import testtools
 
-from nova import exception
-from nova.virt import event as virtevent
 from nova_hypervisors.common import lifecycle
 from nova_hypervisors.xenapi import errors
 from nova_hypervisors.xenapi import events

@@ -6,11 +6,11 @@ the mini xapi; Nova's own objects stand in for what the conductor sends.
 
 from unittest import mock
 
+from nova import exception
+from nova import objects
 from nova.compute import task_states
 from nova.objects import migrate_data as nova_migrate_data
 
-from nova import exception
-from nova import objects
 from nova_hypervisors.xenapi import errors
 from nova_hypervisors.xenapi import migrate_data as xmigrate_data
 from tests.unit.xenapi import minixapi

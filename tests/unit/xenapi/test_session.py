@@ -5,9 +5,9 @@ import ssl
 import time
 
 import fixtures
+from nova import exception
 import testtools
 
-from nova import exception
 from nova_hypervisors.simulators.xapi import tls
 from nova_hypervisors.xenapi import session as xsession
 from tests.unit.xenapi import fakewire
