@@ -10,10 +10,10 @@ again when its last VIF goes.
 
 from __future__ import annotations
 
+from nova import exception
 from oslo_concurrency import lockutils
 from oslo_log import log as logging
 
-from nova import exception
 from nova_hypervisors.xenapi import errors
 from nova_hypervisors.xenapi import session as xsession
 from nova_hypervisors.xenapi import vm_utils
@@ -28,7 +28,7 @@ def bridge_of(vif, default_bridge: str) -> str:
     return network.get('bridge') or default_bridge
 
 
-def _network_of_bridge(
+def network_of_bridge(
     session: xsession.XenAPISession, bridge: str
 ) -> str | None:
     records = session.get_all_records_where(
@@ -55,7 +55,7 @@ def find_or_create_network(
     (``BRIDGE_NAME_EXISTS``), which then uses the winner's network.
     """
     with lockutils.lock('xenapi-network-%s' % bridge):
-        found = _network_of_bridge(session, bridge)
+        found = network_of_bridge(session, bridge)
         if found is not None:
             return found
         try:
@@ -75,7 +75,7 @@ def find_or_create_network(
         except exception.NovaException as exc:
             if errors.code_of(exc) != 'BRIDGE_NAME_EXISTS':
                 raise
-            found = _network_of_bridge(session, bridge)
+            found = network_of_bridge(session, bridge)
             if found is None:
                 raise
             return found

@@ -16,11 +16,11 @@ from unittest import mock
 import urllib.parse
 
 import fixtures
+from nova import exception
 from nova.console import websocketproxy
 from nova.tests.functional.api import client
 import XenAPI
 
-from nova import exception
 from nova_hypervisors.simulators.xapi import SimulatedPool
 from nova_hypervisors.xenapi import vifs
 from tests.functional import base
@@ -380,14 +380,14 @@ class TestServerLifecycle(XenAPITestCase):
                 'tags': [],
             }
         )
-        real = vifs._network_of_bridge
+        real = vifs.network_of_bridge
         calls = []
 
         def stale_first(session, bridge):
             calls.append(bridge)
             return None if len(calls) == 1 else real(session, bridge)
 
-        with mock.patch.object(vifs, '_network_of_bridge', stale_first):
+        with mock.patch.object(vifs, 'network_of_bridge', stale_first):
             server = self.boot(networks=[{'port': self.neutron.port_1['id']}])
         _, vm = self.vm_of(server)
         self.assertEqual(theirs, self.records('VIF')[vm['VIFs'][0]]['network'])

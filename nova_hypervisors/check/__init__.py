@@ -1,0 +1,2 @@
+"""``nova-hypervisors check``: the configured hypervisor, checked before
+nova-compute starts, from the same nova.conf, without changing anything."""
