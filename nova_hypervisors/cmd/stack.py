@@ -5,7 +5,7 @@ nova-api, nova-conductor, nova-scheduler, the simulators, one nova-compute
 per simulated hypervisor host and the pool agent, and prints an openrc;
 ``stack down`` stops every process it started, by PID; ``stack status``
 shows them; ``stack venv`` only prepares the services' virtualenv.  See
-doc/stack.rst.
+doc/source/stack.rst.
 """
 
 import argparse

@@ -4,7 +4,7 @@ MariaDB and RabbitMQ from Debian, keystone, glance, placement and nova-api
 under gunicorn, nova-conductor, nova-scheduler, one nova-compute per
 simulated hypervisor host, the simulators and the pool agent: every process a
 child of this tooling, recorded by PID under one state directory and bound to
-127.0.0.1.  See doc/stack.rst.
+127.0.0.1.  See doc/source/stack.rst.
 
 Nothing in this package imports OpenStack at module level: the tooling runs
 from any Python 3.11, the services run from their own virtualenv

@@ -184,8 +184,8 @@ def _nova_common(
         'service_user': {'send_service_user_token': True, **nova_auth},
         'placement': nova_auth,
         'neutron': {
-            '#1': 'Answered by the stand-in of doc/stack.rst: no ports, no '
-            'networks; boot servers with --nic none.',
+            '#1': 'Answered by the stand-in of doc/source/stack.rst: no '
+            'ports, no networks; boot servers with --nic none.',
             **nova_auth,
             'service_metadata_proxy': False,
         },
