@@ -12,6 +12,7 @@ from nova.virt import node as virt_node
 
 from nova_hypervisors import conf
 from nova_hypervisors.common import availability
+from nova_hypervisors.common import lifecycle
 from nova_hypervisors.vmwareapi import cluster
 from nova_hypervisors.vmwareapi import console
 from nova_hypervisors.vmwareapi import datastore
@@ -47,6 +48,7 @@ class VCDriver(driver.ComputeDriver):
         self._node: cluster.Node | None = None
         self._states = events.PowerStates()
         self._watcher: events.PowerStateWatcher | None = None
+        self._dispatcher: lifecycle.EventDispatcher | None = None
         self._node_uuid: str | None = None
 
     # -- start and stop --------------------------------------------------
@@ -115,11 +117,16 @@ class VCDriver(driver.ComputeDriver):
         # VMs of Nova's in-tree driver whose instanceUuid drifted: found by
         # their nvp.vm-uuid, as in-tree finds them, and repaired once.
         lookup.adopt_in_tree_vms(session, node.cluster)
+        # Events reach Nova from a thread of their own (common.lifecycle):
+        # Nova's handler reads the database and may call the driver, and
+        # the watch must never wait for it.
+        self._dispatcher = lifecycle.EventDispatcher(self.emit_event)
+        self._dispatcher.start()
         self._watcher = events.PowerStateWatcher(
             session,
             node.cluster,
             self._states,
-            self.emit_event,
+            self._dispatcher.put,
             availability.ServiceAvailability(host, group.unreachable_grace)
             if group.unreachable_grace
             else None,
@@ -129,6 +136,8 @@ class VCDriver(driver.ComputeDriver):
     def cleanup_host(self, host):
         if self._watcher is not None:
             self._watcher.stop()
+        if self._dispatcher is not None:
+            self._dispatcher.stop()
         if self._session is not None:
             self._session.disconnect()
 

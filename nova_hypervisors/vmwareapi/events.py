@@ -43,6 +43,7 @@ from nova.virt import event as virtevent
 from pyVmomi import vim
 from pyVmomi import vmodl
 
+from nova_hypervisors.common import lifecycle
 from nova_hypervisors.vmwareapi import cluster
 from nova_hypervisors.vmwareapi import inventory
 from nova_hypervisors.vmwareapi import lookup
@@ -54,11 +55,6 @@ POWER_STATES = {
     'poweredOn': power_state.RUNNING,
     'poweredOff': power_state.SHUTDOWN,
     'suspended': power_state.SUSPENDED,
-}
-LIFECYCLE = {
-    'poweredOn': virtevent.EVENT_LIFECYCLE_STARTED,
-    'poweredOff': virtevent.EVENT_LIFECYCLE_STOPPED,
-    'suspended': virtevent.EVENT_LIFECYCLE_SUSPENDED,
 }
 WATCH_PATHS = [
     'config.instanceUuid',
@@ -363,11 +359,16 @@ class PowerStateWatcher:
                 # A state the cache knew that changed (also while a new
                 # watch was being set up); a VM first seen is no event.
                 if changed and changed[1] is not None:
-                    uuid, _old, new = changed
+                    uuid, old, new = changed
                     LOG.debug('VM of instance %s is now %s', uuid, new)
-                    if new in LIFECYCLE:
+                    # The transitions both drivers report (common.
+                    # lifecycle): suspended to poweredOn is a resume.
+                    event = lifecycle.transition(
+                        POWER_STATES.get(old), POWER_STATES.get(new)
+                    )
+                    if event is not None:
                         self._emit(
                             virtevent.LifecycleEvent(
-                                uuid, LIFECYCLE[new], timestamp=now
+                                uuid, event, timestamp=now
                             )
                         )

@@ -210,3 +210,54 @@ class TestSnapshots(unittest.TestCase):
             {'host-1': (128, 1), 'host-2': (512, 2)},
             self.states.host_usage(),
         )
+
+
+class TestWatcherEvents(unittest.TestCase):
+    """The watch reports the transitions both drivers report
+    (common.lifecycle): a resume is a resume, not a start."""
+
+    def setUp(self):
+        self.states = events.PowerStates()
+        self.events = []
+        self.watcher = events.PowerStateWatcher(
+            mock.Mock(), 'cluster', self.states, self.events.append
+        )
+        self._update('enter', 'poweredOn', with_identity=True)
+
+    def _update(self, kind, state, with_identity=False):
+        changes = [mock.Mock(op='assign', val=state)]
+        changes[0].name = 'runtime.powerState'
+        if with_identity:
+            for name, val in (
+                ('config.instanceUuid', 'u1'),
+                ('config.managedBy', lookup.managed_by()),
+            ):
+                change = mock.Mock(op='assign', val=val)
+                change.name = name
+                changes.append(change)
+        update = mock.Mock(
+            filterSet=[
+                mock.Mock(
+                    objectSet=[
+                        mock.Mock(obj='vm-1', kind=kind, changeSet=changes)
+                    ]
+                )
+            ]
+        )
+        self.watcher._apply(update)
+
+    def test_suspend_then_resume(self):
+        from nova.virt import event as virtevent
+
+        self._update('modify', 'suspended')
+        self._update('modify', 'poweredOn')
+        self._update('modify', 'poweredOff')
+        self.assertEqual(
+            [
+                virtevent.EVENT_LIFECYCLE_SUSPENDED,
+                virtevent.EVENT_LIFECYCLE_RESUMED,
+                virtevent.EVENT_LIFECYCLE_STOPPED,
+            ],
+            [event.get_transition() for event in self.events],
+        )
+        self.assertEqual({'u1'}, {e.get_instance_uuid() for e in self.events})
