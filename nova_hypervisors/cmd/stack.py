@@ -55,7 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--vcenter',
         action=argparse.BooleanOptionalAction,
         default=None,
-        help='run vcsim and one nova-compute for its cluster',
+        help='run vcsim and one nova-compute for its cluster (default for '
+        'a new stack on our drivers when vcsim can be built; --no-vcenter '
+        'leaves it out)',
     )
     up.add_argument(
         '--compute-driver',
@@ -134,15 +136,10 @@ def _layout(args: argparse.Namespace):
 
 
 def _up(args: argparse.Namespace) -> int:
-    from nova_hypervisors.stack import layout as stack_layout
     from nova_hypervisors.stack import up
 
     state = _layout(args)
-    spec = state.load_spec() or stack_layout.Spec()
-    for option in ('xen_hosts', 'vcenter', 'compute_driver', 'port_offset'):
-        value = getattr(args, option)
-        if value is not None:
-            setattr(spec, option, value)
+    spec = requested_spec(args, state)
     spec.venv = up.venv_path(args.venv, spec.venv)
     clock = up.Clock(lambda line: print(line, flush=True))
     clock(f'stack up in {state.root}')
@@ -161,6 +158,34 @@ def _up(args: argparse.Namespace) -> int:
     print(state.openrc.read_text(), end='')
     print(f'# timings: {json.dumps(timings)}')
     return 0
+
+
+def requested_spec(args: argparse.Namespace, state):
+    """What this ``stack up`` asks for: the options given, else those of
+    the previous ``stack up`` in this state directory, else the defaults
+    (both of our drivers, when vcsim can be built here)."""
+    from nova_hypervisors.stack import layout as stack_layout
+
+    saved = state.load_spec()
+    spec = saved or stack_layout.Spec()
+    for option in ('xen_hosts', 'vcenter', 'compute_driver', 'port_offset'):
+        value = getattr(args, option)
+        if value is not None:
+            setattr(spec, option, value)
+    if saved is None and args.vcenter is None:
+        spec.vcenter = default_vcenter(spec)
+    return spec
+
+
+def default_vcenter(spec) -> bool:
+    """A new stack on our drivers runs the vCenter compute too, when
+    vcsim can be built on this machine (Go and govmomi's source)."""
+    from nova_hypervisors.simulators import vcsim
+    from nova_hypervisors.stack import layout as stack_layout
+
+    return spec.compute_driver == stack_layout.DRIVER_REAL and bool(
+        vcsim.available()
+    )
 
 
 def _down(args: argparse.Namespace) -> int:

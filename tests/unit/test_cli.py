@@ -3,6 +3,7 @@
 import pathlib
 import subprocess
 import sys
+from unittest import mock
 
 import pytest
 
@@ -48,3 +49,31 @@ def test_config_subcommand_prints_our_sample(tmp_path):
     text = sample.read_text()
     assert '[xenserver]' in text and '#connection_url = ' in text
     assert '#sr_matching_filter = default-sr:true' in text
+
+
+def _stack_up_args(*argv):
+    return cli.build_parser().parse_args(['stack', 'up', *argv])
+
+
+def test_a_new_stack_runs_both_drivers_when_vcsim_can_be_built(tmp_path):
+    """issue 15: the vCenter compute is in by default where vcsim can be
+    built; --no-vcenter leaves it out; a restart keeps what was asked."""
+    from nova_hypervisors.cmd import stack as stack_cmd
+    from nova_hypervisors.stack import layout
+
+    state = layout.Layout(tmp_path)
+    state.root.mkdir(parents=True, exist_ok=True)
+    with mock.patch('nova_hypervisors.simulators.vcsim.available') as can:
+        can.return_value = True
+        assert stack_cmd.requested_spec(_stack_up_args(), state).vcenter
+        spec = stack_cmd.requested_spec(_stack_up_args('--no-vcenter'), state)
+        assert not spec.vcenter
+        fake = stack_cmd.requested_spec(
+            _stack_up_args('--compute-driver', 'fake'), state
+        )
+        assert not fake.vcenter
+        state.save_spec(spec)
+        assert not stack_cmd.requested_spec(_stack_up_args(), state).vcenter
+        can.return_value = False
+        state.spec_file.unlink()
+        assert not stack_cmd.requested_spec(_stack_up_args(), state).vcenter
