@@ -11,6 +11,8 @@ import signal
 import sys
 import threading
 
+from nova_hypervisors.cmd import _password as password
+
 COMMAND = 'vcsim'
 HELP = (
     "Build (if needed) and start vcsim, govmomi's vCenter simulator, on "
@@ -39,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action='store_true',
         help='serve HTTPS with a freshly generated CA (its file is printed)',
     )
+    password.add_argument(parser)
     parser.add_argument(
         '--build-only',
         action='store_true',
@@ -60,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
             use_tls=args.tls,
             host_memory_mb=args.host_memory_mb,
             host_cpus=args.host_cpus,
+            password=password.read(args.password_file) or 'pass',
         )
     except vcsim.VcsimUnavailable as error:
         print(f'nova-hypervisors vcsim: {error}', file=sys.stderr)

@@ -13,6 +13,8 @@ import signal
 import sys
 import threading
 
+from nova_hypervisors.cmd import _password as password
+
 COMMAND = 'xapi-sim'
 HELP = (
     'Run simulated XenServer hosts (XenAPI over HTTP on 127.0.0.x) '
@@ -68,10 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=16384,
         help='memory of each host in MiB (default 16384)',
     )
-    parser.add_argument(
+    passwords = parser.add_mutually_exclusive_group()
+    passwords.add_argument(
         '--password',
         help='one root password for every host (default: one per host)',
     )
+    password.add_argument(passwords)
     parser.add_argument(
         '--local-storage-only',
         action='store_true',
@@ -106,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         pooled=args.pooled,
         port=args.port,
         host_memory_mib=args.host_memory_mib,
-        password=args.password,
+        password=args.password or password.read(args.password_file),
         shared_sr=not args.local_storage_only,
     )
     try:

@@ -67,10 +67,10 @@ def start_simulators(
             '--port',
             str(spec.port('xapi-sim')),
             # The members of a pool share its root credentials, so every
-            # simulated host gets the same password (from secrets.json).
-            # One argument with "=": a generated password may start with
-            # "-", which argparse would take for an option.
-            '--password=' + layout.load_secrets()['xenserver'],
+            # simulated host gets the same password (from secrets.json),
+            # in a file only we can read: never on a command line.
+            '--password-file',
+            str(layout.secret_file('xenserver')),
         ]
         started.append(supervisor.start(XAPI_SIM, argv, env=env))
     if VCSIM in simulators(spec) and not supervisor.running(VCSIM):
@@ -82,6 +82,8 @@ def start_simulators(
             '--hosts-per-cluster',
             str(VCSIM_HOSTS_PER_CLUSTER),
             '--tls',
+            '--password-file',
+            str(layout.secret_file('vcenter')),
         ]
         started.append(supervisor.start(VCSIM, argv, env=env))
     for record in started:

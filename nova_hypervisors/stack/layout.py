@@ -118,6 +118,16 @@ class Layout:
             json.dumps(dataclasses.asdict(spec), indent=2) + '\n'
         )
 
+    def secret_file(self, name: str) -> pathlib.Path:
+        """One secret in a file only its owner can read, for a process
+        that takes it from a file rather than its command line."""
+        path = self.etc / f'{name}.password'
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'w') as stream:
+            stream.write(self.load_secrets()[name] + '\n')
+        return path
+
     def load_secrets(self) -> dict[str, str]:
         """Passwords of this stack, generated once and then kept.
 
@@ -135,7 +145,7 @@ class Layout:
                 ) from None
         database_users = ('keystone', 'glance', 'placement', 'nova')
         wanted = (
-            ['admin', 'rabbitmq', 'xenserver']
+            ['admin', 'rabbitmq', 'xenserver', 'vcenter']
             + [f'db_{user}' for user in database_users]
             + [f'service_{user}' for user in SERVICE_USERS]
         )

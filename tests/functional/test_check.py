@@ -4,6 +4,7 @@ wrongly, run as an operator runs it: the console script on a nova.conf.
 
 import json
 import os
+import pathlib
 import secrets
 import subprocess
 import sys
@@ -263,3 +264,10 @@ def test_a_driver_not_ours_fails(tmp_path):
     )
     assert status == 2
     assert statuses(report) == {'compute_driver': 'failed'}
+
+
+def test_vcsims_password_is_not_on_its_command_line(vcenter):
+    """The launcher gives vcsim its password through the environment: a
+    command line is visible to every user (ps)."""
+    cmdline = pathlib.Path(f'/proc/{vcenter.process.pid}/cmdline')
+    assert vcenter.password.encode() not in cmdline.read_bytes()

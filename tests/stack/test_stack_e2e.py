@@ -290,6 +290,35 @@ def test_02_bring_up_from_nothing(cloud, step):
 
 
 @needs('02_bring_up_from_nothing')
+def test_02b_no_secret_on_any_command_line(cloud, step):
+    """No password or token of the stack is on a command line, which
+    ``ps`` shows to every user: the args ps prints are each process's
+    /proc/<pid>/cmdline, read here for every process of the machine."""
+    secrets = json.loads((cloud.state_dir / 'secrets.json').read_text())
+    for simulator, path in cloud.facts.items():
+        facts = json.loads(path.read_text())
+        for host in facts.get('hosts') or [facts]:
+            if host.get('password'):
+                secrets[f'{simulator} password'] = host['password']
+    assert 'xenserver' in secrets and 'vcenter' in secrets
+    exposed = []
+    for cmdline in pathlib.Path('/proc').glob('[0-9]*/cmdline'):
+        try:
+            args = (
+                cmdline.read_bytes()
+                .replace(b'\0', b' ')
+                .decode(errors='replace')
+            )
+        except OSError:
+            continue  # the process ended meanwhile
+        for name, secret in secrets.items():
+            if secret and secret in args:
+                exposed.append(f'{name} in the command line of {cmdline}')
+    assert not exposed, exposed
+    _say(f'  {len(secrets)} secrets, none on a command line')
+
+
+@needs('02_bring_up_from_nothing')
 def test_03_image_from_real_bytes(cloud, step, tmp_path):
     """A raw disk image goes into glance and comes back unchanged: 2 MiB
     of known bytes behind an MBR with one Linux partition (glance's format

@@ -135,7 +135,6 @@ def start(
         f'-vcenter-version={vcenter_version}',
         '-listen=127.0.0.1:0',
         f'-username={username}',
-        f'-password={password}',
     ]
     ca_file = None
     if use_tls:
@@ -148,7 +147,13 @@ def start(
         argv,
         stdout=subprocess.PIPE,
         stderr=log,
-        env=dict(os.environ, TMPDIR=workdir),
+        # The password goes through vcsim's environment, never its argv
+        # (which ps shows to every user).
+        env=dict(
+            os.environ,
+            TMPDIR=workdir,
+            NOVA_HYPERVISORS_VCSIM_PASSWORD=password,
+        ),
         start_new_session=True,
     )
     log.close()

@@ -206,7 +206,7 @@ func main() {
 	hostCPUs := flag.Int("host-cpus", 2, "logical CPUs of every ESXi host")
 	listen := flag.String("listen", "127.0.0.1:0", "loopback address to listen on")
 	user := flag.String("username", "user", "login user name")
-	password := flag.String("password", "pass", "login password")
+	password := flag.String("password", "", "login password (default: $NOVA_HYPERVISORS_VCSIM_PASSWORD, else \"pass\"; the environment keeps it out of ps)")
 	datastores := flag.Int("datastores", 1, "datastores, each mounted on every host")
 	dcInFolder := flag.Bool("dc-in-folder", false, "put the datacenter inside a folder, as large vCenters do")
 	nsxPortgroups := flag.Int("nsx-portgroups", 0, "NSX-backed distributed port groups (NSX-T segments on VDS 7)")
@@ -215,6 +215,12 @@ func main() {
 	certFile := flag.String("tls-cert", "", "PEM certificate: serve HTTPS")
 	keyFile := flag.String("tls-key", "", "PEM key of -tls-cert")
 	flag.Parse()
+	if *password == "" {
+		*password = os.Getenv("NOVA_HYPERVISORS_VCSIM_PASSWORD")
+	}
+	if *password == "" {
+		*password = "pass"
+	}
 
 	// Every simulated host shares esx.HostHardwareInfo and esx.HostSystem.
 	esx.HostHardwareInfo.MemorySize = *hostMemMB * 1024 * 1024

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import signal
 import ssl
 import subprocess
@@ -143,6 +144,24 @@ def test_cli_prints_hosts_serves_and_stops_on_sigterm(tmp_path):
         assert len(client.xenapi.host.get_all()) == 2
         assert control(info['control_url'], '/hosts')['ok'] is True
         assert (tmp_path / 'disks').is_dir()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+
+
+def test_cli_takes_the_password_from_a_file_not_its_argv(tmp_path):
+    """A command line is visible to every user (ps); --password-file keeps
+    the hosts' password off it."""
+    secret = tmp_path / 'xenserver.password'
+    secret.write_text('s3cret-from-a-file\n')
+    secret.chmod(0o600)
+    process = run_cli('--hosts', '1', '--password-file', str(secret))
+    try:
+        info = json.loads(process.stdout.readline())
+        (host,) = info['hosts']
+        assert host['password'] == 's3cret-from-a-file'
+        cmdline = pathlib.Path(f'/proc/{process.pid}/cmdline').read_bytes()
+        assert b's3cret-from-a-file' not in cmdline
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
