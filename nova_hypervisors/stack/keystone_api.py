@@ -1,14 +1,16 @@
-"""A few calls of the identity and compute APIs, over plain urllib.
+"""A few calls of the identity and compute APIs, through keystoneauth1.
 
 The catalog and the service users are created through keystone's REST API
-from the tooling itself: a dozen HTTP calls take well under a second, while
-the same through the ``openstack`` CLI (about 3 s per call) would cost most
-of the bring-up budget.
+from the tooling itself, in process: a dozen HTTP calls take well under a
+second, while the same through the ``openstack`` CLI (about 3 s per call)
+would cost most of the bring-up budget.  keystoneauth1, which every
+OpenStack client and service uses, logs in, keeps the token and finds
+endpoints in the catalog.
 """
 
-import json
-import urllib.error
-import urllib.request
+from keystoneauth1 import exceptions as ks_exceptions
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v3
 
 from nova_hypervisors.stack import StackError
 
@@ -20,43 +22,30 @@ class Client:
     def __init__(self, auth_url: str, password: str) -> None:
         self.auth_url = auth_url.rstrip('/')
         self._password = password
-        self.token = ''
-        self.catalog: list[dict] = []
+        self._session: ks_session.Session | None = None
 
     def login(self) -> None:
-        body = {
-            'auth': {
-                'identity': {
-                    'methods': ['password'],
-                    'password': {
-                        'user': {
-                            'name': 'admin',
-                            'domain': {'id': 'default'},
-                            'password': self._password,
-                        }
-                    },
-                },
-                'scope': {
-                    'project': {'name': 'admin', 'domain': {'id': 'default'}}
-                },
-            }
-        }
-        request = urllib.request.Request(
-            f'{self.auth_url}/v3/auth/tokens',
-            data=json.dumps(body).encode(),
-            headers={'Content-Type': 'application/json'},
-            method='POST',
+        """A new admin token (and catalog): also after the catalog grew."""
+        auth = v3.Password(
+            auth_url=f'{self.auth_url}/v3',
+            username='admin',
+            password=self._password,
+            user_domain_id='default',
+            project_name='admin',
+            project_domain_id='default',
         )
+        session = ks_session.Session(auth=auth, timeout=60)
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                self.token = response.headers['X-Subject-Token']
-                self.catalog = json.loads(response.read())['token'].get(
-                    'catalog', []
-                )
-        except urllib.error.HTTPError as error:
+            session.get_token()
+        except ks_exceptions.Unauthorized:
             raise StackError(
-                f'keystone refused the admin login: HTTP {error.code}'
+                'keystone refused the admin login: HTTP 401'
             ) from None
+        except ks_exceptions.ClientException as error:
+            raise StackError(
+                f'keystone refused the admin login: {error}'
+            ) from None
+        self._session = session
 
     def request(
         self,
@@ -66,28 +55,23 @@ class Client:
         headers: dict[str, str] | None = None,
         ok: tuple[int, ...] = (200, 201, 202, 204),
     ) -> dict:
+        if self._session is None:
+            self.login()
         if not url.startswith('http'):
             url = f'{self.auth_url}/v3{url}'
-        request = urllib.request.Request(
+        response = self._session.request(
             url,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={
-                'Content-Type': 'application/json',
-                'X-Auth-Token': self.token,
-                **(headers or {}),
-            },
-            method=method,
+            method,
+            json=body,
+            headers=headers,
+            raise_exc=False,
         )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                raw = response.read()
-                status = response.status
-        except urllib.error.HTTPError as error:
-            raw, status = error.read(), error.code
-        if status not in ok:
-            text = raw[:300].decode(errors='replace')
-            raise StackError(f'{method} {url}: HTTP {status} {text}')
-        return json.loads(raw) if raw else {}
+        if response.status_code not in ok:
+            text = response.content[:300].decode(errors='replace')
+            raise StackError(
+                f'{method} {url}: HTTP {response.status_code} {text}'
+            )
+        return response.json() if response.content else {}
 
     # -- identity ---------------------------------------------------------
 
@@ -175,12 +159,17 @@ class Client:
     # -- compute ----------------------------------------------------------
 
     def endpoint(self, service_type: str) -> str:
-        for service in self.catalog:
-            if service['type'] == service_type:
-                for endpoint in service['endpoints']:
-                    if endpoint['interface'] == 'public':
-                        return endpoint['url'].rstrip('/')
-        raise StackError(f'no {service_type} endpoint in the catalog')
+        if self._session is None:
+            self.login()
+        try:
+            url = self._session.get_endpoint(
+                service_type=service_type, interface='public'
+            )
+        except ks_exceptions.EndpointNotFound:
+            url = None
+        if not url:
+            raise StackError(f'no {service_type} endpoint in the catalog')
+        return url.rstrip('/')
 
     def compute(self, path: str) -> dict:
         return self.request(
