@@ -8,18 +8,15 @@ computed by the driver's own code, from the same figures.
 import re
 from typing import Any
 
-from nova.compute import utils as compute_utils
-from nova.virt import driver as virt_driver
-from oslo_config import cfg
 from pyVmomi import vim
 
 from nova_hypervisors.check import report as check_report
 from nova_hypervisors.vmwareapi import cluster
 from nova_hypervisors.vmwareapi import inventory
 from nova_hypervisors.vmwareapi import network
+from nova_hypervisors.vmwareapi import resources
 from nova_hypervisors.vmwareapi import session as vc_session
 
-CONF = cfg.CONF
 CLUSTER_PATHS = [
     'configuration.drsConfig.enabled',
     'configuration.dasConfig.enabled',
@@ -241,15 +238,7 @@ def _placement(session, node, regex: str | None, report) -> None:
     arithmetic (no allocation ratios set by the API are known here, so
     Nova's configured or initial ones apply)."""
     capacity = cluster.read_capacity(session, node, regex)
-    ratios = virt_driver.ComputeDriver._get_allocation_ratios({})
-    reserved = {
-        'VCPU': CONF.reserved_host_cpus,
-        'MEMORY_MB': CONF.reserved_host_memory_mb,
-        'DISK_GB': compute_utils.convert_mb_to_ceil_gb(
-            CONF.reserved_host_disk_mb
-        ),
-    }
-    inventory_ = cluster.placement_inventory(capacity, ratios, reserved, regex)
+    inventory_ = resources.placement_inventory(capacity, {}, regex)
     parts = [
         f'{rc} total {entry["total"]}, largest request {entry["max_unit"]}'
         for rc, entry in sorted(inventory_.items())

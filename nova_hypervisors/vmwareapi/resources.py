@@ -49,17 +49,29 @@ class ClusterResources:
         return cluster.available_resource(self.capacity(), self._node)
 
     def update_provider_tree(self, provider_tree: Any, nodename: str) -> None:
-        current = provider_tree.data(nodename).inventory
-        ratios = virt_driver.ComputeDriver._get_allocation_ratios(current)
-        reserved = {
-            'VCPU': CONF.reserved_host_cpus,
-            'MEMORY_MB': CONF.reserved_host_memory_mb,
-            'DISK_GB': compute_utils.convert_mb_to_ceil_gb(
-                CONF.reserved_host_disk_mb
-            ),
-        }
-        inventory = cluster.placement_inventory(
-            self.capacity(), ratios, reserved, self._datastore_regex
+        inventory = placement_inventory(
+            self.capacity(),
+            provider_tree.data(nodename).inventory,
+            self._datastore_regex,
         )
         provider_tree.update_inventory(nodename, inventory)
         provider_tree.add_traits(nodename, os_traits.HW_ARCH_X86_64)
+
+
+def placement_inventory(
+    capacity: cluster.Capacity, current: dict, datastore_regex: str | None
+) -> dict[str, dict]:
+    """The inventory Placement is told, with Nova's allocation ratios (as
+    Nova resolves them against the ``current`` inventory) and reserved
+    amounts; ``nova-hypervisors check`` shows the same."""
+    ratios = virt_driver.ComputeDriver._get_allocation_ratios(current)
+    reserved = {
+        'VCPU': CONF.reserved_host_cpus,
+        'MEMORY_MB': CONF.reserved_host_memory_mb,
+        'DISK_GB': compute_utils.convert_mb_to_ceil_gb(
+            CONF.reserved_host_disk_mb
+        ),
+    }
+    return cluster.placement_inventory(
+        capacity, ratios, reserved, datastore_regex
+    )
