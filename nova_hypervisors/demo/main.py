@@ -25,6 +25,8 @@ def _steps(story: story_module.Story, vcenter: bool) -> list[tuple]:
         ('live-migrate pool-vm1 to another member', story.live_migrate),
         ('snapshot pool-vm2, boot from the snapshot',
          story.snapshot_and_boot),
+        ('attach a Cinder iSCSI volume to pool-vm2, then detach it',
+         story.volume_on_pool),
     ]  # fmt: skip
     if vcenter:
         steps.insert(1, ('build and start vcsim (1 cluster)',

@@ -26,6 +26,9 @@ from nova_hypervisors.demo.report import StepFailed
 IMAGE_ID = '8d4f3c2a-1b5e-4e6f-9a0b-1c2d3e4f5a6b'
 POOL_NAME = 'xenpool1'
 POOL_ZONE = 'xenpool'
+VOLUME_ID = 'a7c3e9d1-5b2f-4c8a-9e6d-0f1a2b3c4d5e'
+VOLUME_IQN = 'iqn.2010-10.org.openstack:demo-volumes'
+VOLUME_BYTES = b'a Cinder volume on the simulated iSCSI array\n' * 1024
 # 1 MiB of recognisable bytes, so a snapshot can be checked byte for byte.
 DISK_BYTES = b''.join(hashlib.sha256(b'%d' % i).digest() for i in range(32768))
 
@@ -60,6 +63,7 @@ class Story:
         self.nova: DemoCloud | None = None
         self.servers: dict[str, dict] = {}
         self.vcenter_reason = ''
+        self.array = None
 
     # -- wait helper --------------------------------------------------
 
@@ -348,6 +352,85 @@ class Story:
         with open(path, 'rb') as disk:
             return disk.read(len(DISK_BYTES))
 
+    def volume_on_pool(self) -> str:
+        """A Cinder iSCSI volume, hot-plugged into pool-vm2 and removed.
+
+        Cinder is Nova's fixture, answering with the connection data of a
+        simulated iSCSI array (a real TCP portal on loopback, with CHAP);
+        the simulated host logs in to it when the driver plugs the SR.
+        """
+        from nova_hypervisors.simulators import iscsi_target
+
+        self.array = iscsi_target.StorageArray(
+            f'{self.state_dir}/iscsi-array'
+        ).start()
+        self.array.add_target(VOLUME_IQN, chap=('demo', 'demo-chap-secret'))
+        self.array.create_lun(VOLUME_IQN, 1, 1 << 30)
+        self.array.write(VOLUME_IQN, 1, VOLUME_BYTES)
+        self.nova.cinder.VOLUME_CONNECTION_INFO = dict(
+            self.nova.cinder.VOLUME_CONNECTION_INFO,
+            **{
+                VOLUME_ID: {
+                    'driver_volume_type': 'iscsi',
+                    'data': {
+                        'target_portal': self.array.portal,
+                        'target_iqn': VOLUME_IQN,
+                        'target_lun': 1,
+                        'auth_method': 'CHAP',
+                        'auth_username': 'demo',
+                        'auth_password': 'demo-chap-secret',
+                    },
+                }
+            },
+        )
+        server = self.servers['pool-vm2']
+        self.api().post_server_volume(
+            server['id'], {'volumeAttachment': {'volumeId': VOLUME_ID}}
+        )
+        vbd = self.wait_until('the volume VBD', self._volume_vbd)
+        if not vbd['currently_attached']:
+            raise StepFailed('the volume VBD is not plugged')
+        db = self.xen_db()
+        vdi = db.get_record('VDI', vbd['VDI'])
+        sr = db.get_record('SR', vdi['SR'])
+        path = self.xen.topology.disks.path(sr['uuid'], vdi['uuid'])
+        with open(path, 'rb') as disk:
+            if disk.read(len(VOLUME_BYTES)) != VOLUME_BYTES:
+                raise StepFailed("the VBD's disk is not the LUN's bytes")
+        lines = [
+            f'attached: VBD {vbd["userdevice"]} plugged into pool-vm2, '
+            f'its VDI LUN {vdi["sm_config"]["LUNid"]} (SCSI id '
+            f'{vdi["sm_config"]["SCSIid"]}) of SR "{sr["name_label"]}"'
+        ]
+        # Nova detaches through the driver only where CONF.host is the
+        # instance's host; in this one process it is the compute started
+        # last (each real nova-compute has its own).
+        host = self.api().get_server(server['id'])['OS-EXT-SRV-ATTR:host']
+        self.nova.flags(host=host)
+        self.api().delete_server_volume(server['id'], VOLUME_ID)
+        self.wait_until(
+            'the volume SR to be forgotten',
+            lambda: not self._volume_vbd() and not self._volume_srs(),
+        )
+        lines.append(
+            'detached: no VBD, no iscsi SR or PBD left; the LUN keeps '
+            'its bytes on the array'
+        )
+        return '\n'.join(lines)
+
+    def _volume_vbd(self) -> dict | None:
+        for vbd in self.xen_db().get_all_records('VBD').values():
+            if vbd['other_config'].get('nova_volume_id') == VOLUME_ID:
+                return vbd
+        return None
+
+    def _volume_srs(self) -> list:
+        return [
+            sr
+            for sr in self.xen_db().get_all_records('SR').values()
+            if sr['type'] == 'iscsi'
+        ]
+
     def boot_on_vcenter(self) -> str:
         server = self.boot('vc-vm1', None, self.small_flavor, host='vcenter1')
         self.servers[server['name']] = server
@@ -430,6 +513,6 @@ class Story:
                 logging.WARNING
             )
             self.nova.doCleanups()
-        for running in (self.vcsim, self.xen):
+        for running in (self.vcsim, self.xen, self.array):
             if running is not None:
                 running.stop()

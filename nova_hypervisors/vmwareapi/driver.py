@@ -1,10 +1,13 @@
 """VCDriver: Nova's ComputeDriver for a VMware vCenter cluster.
 
 A thin facade: every method hands off to the object that owns the concern
-(session, resources, vmops, guest disks, migrations, console, power watch).
+(session, resources, vmops, guest disks, migrations, console, power watch,
+interfaces, volumeops).
 Settings are read in ``init_host``, never at import or construction time, so
 several compute services in one process can each have their own [vmware].
 """
+
+import logging
 
 from nova import exception
 from nova.virt import driver
@@ -21,14 +24,17 @@ from nova_hypervisors.vmwareapi import events
 from nova_hypervisors.vmwareapi import guest_disks
 from nova_hypervisors.vmwareapi import image_aging
 from nova_hypervisors.vmwareapi import images
+from nova_hypervisors.vmwareapi import interfaces
 from nova_hypervisors.vmwareapi import lookup
 from nova_hypervisors.vmwareapi import migrations
 from nova_hypervisors.vmwareapi import resources
 from nova_hypervisors.vmwareapi import session as vc_session
 from nova_hypervisors.vmwareapi import thin_copy
 from nova_hypervisors.vmwareapi import vmops
+from nova_hypervisors.vmwareapi import volumeops
 
 CONF = conf.CONF
+LOG = logging.getLogger(__name__)
 translate = errors.translate
 
 
@@ -40,6 +46,7 @@ class VCDriver(driver.ComputeDriver):
         has_imagecache=True,
         supports_image_type_raw=True,
         supports_image_type_vmdk=True,
+        supports_attach_interface=True,
     )
 
     def __init__(self, virtapi, read_only=False):
@@ -114,6 +121,7 @@ class VCDriver(driver.ComputeDriver):
             copier,
         )
         self._console = console.Console(session, self._vmops)
+        self._interfaces = interfaces.Interfaces(session, node)
         # VMs of Nova's in-tree driver whose instanceUuid drifted: found by
         # their nvp.vm-uuid, as in-tree finds them, and repaired once.
         lookup.adopt_in_tree_vms(session, node.cluster)
@@ -362,6 +370,49 @@ class VCDriver(driver.ComputeDriver):
     @translate
     def get_instance_diagnostics(self, instance):
         return self._console.instance_diagnostics(instance)
+
+    # -- interfaces -----------------------------------------------------------
+
+    @translate
+    def attach_interface(self, context, instance, image_meta, vif):
+        self._interfaces.attach(instance, image_meta, vif)
+
+    @translate
+    def detach_interface(self, context, instance, vif):
+        if not self._interfaces.detach(instance, vif):
+            LOG.info('No card of port %s to detach', vif['id'])
+
+    # -- volumes --------------------------------------------------------------
+
+    @translate
+    def get_volume_connector(self, instance):
+        return self._vmops.volumes.get_volume_connector(
+            instance, CONF.vmware.host_ip
+        )
+
+    @translate
+    def attach_volume(
+        self,
+        context,
+        connection_info,
+        instance,
+        mountpoint,
+        disk_bus=None,
+        device_type=None,
+        encryption=None,
+    ):
+        if encryption:
+            raise exception.VolumeEncryptionNotSupported(
+                volume_type='encrypted',
+                volume_id=volumeops.volume_id_of(connection_info),
+            )
+        self._vmops.volumes.attach(instance, connection_info)
+
+    @translate
+    def detach_volume(
+        self, context, connection_info, instance, mountpoint, encryption=None
+    ):
+        self._vmops.volumes.detach(instance, connection_info)
 
     # -- resize and cold migration --------------------------------------------
 

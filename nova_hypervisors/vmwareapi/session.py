@@ -272,6 +272,11 @@ class VCenterSession:
 
     # -- the one retry policy ---------------------------------------------
 
+    def moref(self, kind: type, value: str) -> Any:
+        """A managed object reference of ``kind`` by its id (a moref a
+        caller was handed as text, as Cinder hands a volume's VM)."""
+        return kind(value, self._stub)
+
     def invoke(
         self, managed_object: Any, method: str, *args: Any, **kwargs: Any
     ) -> Any:

@@ -28,10 +28,12 @@ from nova_hypervisors.vmwareapi import events
 from nova_hypervisors.vmwareapi import hardware as vm_hardware
 from nova_hypervisors.vmwareapi import image_aging
 from nova_hypervisors.vmwareapi import images
+from nova_hypervisors.vmwareapi import interfaces
 from nova_hypervisors.vmwareapi import lookup
 from nova_hypervisors.vmwareapi import network
 from nova_hypervisors.vmwareapi import session as vc_session
 from nova_hypervisors.vmwareapi import thin_copy
+from nova_hypervisors.vmwareapi import volumeops
 
 LOG = logging.getLogger(__name__)
 
@@ -44,6 +46,14 @@ IDE_UNITS = (0, 1)
 VNC_KEY = 'RemoteDisplay.vnc.port'
 VNC_PATH = f'config.extraConfig["{VNC_KEY}"]'
 VM_PATHS = ['runtime.powerState', 'config.files.vmPathName']
+
+
+def root_volume_of(volumes: list) -> dict | None:
+    """The volume Nova boots from (boot index 0), if any."""
+    for volume in volumes:
+        if volume.get('boot_index') == 0:
+            return volume
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +130,7 @@ class VMOps:
         copier: thin_copy.ThinCopier,
     ) -> None:
         self._session = session
+        self.volumes = volumeops.VolumeOps(session)
         self._copier = copier
         self._node = node
         self._files = files
@@ -159,12 +170,18 @@ class VMOps:
         power_on: bool = True,
         block_device_info: dict | None = None,
     ) -> None:
-        """Create the instance's VM and power it on; undo all on failure."""
-        if not getattr(image_meta, 'id', None):
-            # Boot from volume: refused before anything is created.
+        """Create the instance's VM and power it on; undo all on failure.
+
+        A volume with boot index 0 is the root disk (boot from volume):
+        no image is fetched.  Other volumes are attached before the VM
+        powers on.
+        """
+        volumes = virt_driver.block_device_info_get_mapping(block_device_info)
+        if root_volume_of(volumes) is None and not (
+            'id' in image_meta and image_meta.id
+        ):
             raise exception.InstanceDeployFailure(
-                reason='booting from a volume needs Cinder volumes, which '
-                'this VMware driver does not attach yet'
+                reason='no image and no boot volume to boot from'
             )
         undo: list[Callable[[], None]] = []
         try:
@@ -203,12 +220,28 @@ class VMOps:
         block_device_info=None,
     ) -> None:
         flavor = instance.flavor
+        volumes = virt_driver.block_device_info_get_mapping(block_device_info)
+        root_volume = root_volume_of(volumes)
         # What the flavor and image ask for, checked before anything is
         # created (an unknown adapter or NIC model is ImageUnacceptable).
         spec = vim.vm.ConfigSpec()
         vm_hardware.apply(spec, flavor, image_meta)
         adapter = vm_hardware.adapter_type(image_meta)
         card_class = vm_hardware.vif_model(image_meta)
+        root_disk = None
+        # An iSCSI root volume is attached as an RDM at unit 0 once the VM
+        # exists (in-tree attach_root_volume attaches it the same way).
+        rdm_root = (
+            root_volume is not None
+            and root_volume['connection_info'].get('driver_volume_type')
+            == volumeops.ISCSI
+        )
+        if root_volume is not None and not rdm_root:
+            # The volume's own disk, on a controller of its adapter type.
+            _, root_disk = self.volumes.shadow_disk(
+                root_volume['connection_info']
+            )
+            adapter = root_disk.adapter_type
         # The DRS flag, hosts and datastores; what the hosts' VMs hold
         # comes from the power-state watch.
         capacity = cluster.read_capacity(
@@ -219,7 +252,11 @@ class VMOps:
         )
         datastore = cluster.best_datastore(capacity, flavor.root_gb * units.Gi)
         host = self._host_for(capacity, flavor.memory_mb, datastore)
-        cached = self._images.fetch(context, image_meta, datastore.name)
+        cached = (
+            None
+            if root_volume is not None
+            else self._images.fetch(context, image_meta, datastore.name)
+        )
 
         uuid = instance.uuid
         vm_dir = ds_util.path(datastore.name, uuid)
@@ -238,7 +275,15 @@ class VMOps:
         image_bytes = image_meta.size if 'size' in image_meta else 0
         image_kb = -(-int(image_bytes or 0) // units.Ki)
         grow = flavor.root_gb * units.Mi > image_kb
-        if self._settings.use_linked_clone:
+        if root_disk is not None:
+            root_list.append(
+                volumeops.disk_spec(root_disk, SCSI_KEY, 0)
+                if adapter != vm_hardware.IDE
+                else volumeops.disk_spec(root_disk, 0, 0)
+            )
+        elif rdm_root:
+            pass
+        elif self._settings.use_linked_clone:
             # The child has exactly its parent's capacity: vSphere never
             # expands a disk with a parent.
             parent = cached
@@ -303,7 +348,15 @@ class VMOps:
             vmPathName=ds_util.path(datastore.name, uuid, f'{uuid}.vmx')
         )
         spec.extraConfig = self._extra_config(instance)
-        if self._settings.use_linked_clone:
+        spec.extraConfig += interfaces.spawn_options(network_info)
+        if root_disk is not None:
+            spec.extraConfig.append(
+                volumeops.volume_option(
+                    volumeops.volume_id_of(root_volume['connection_info']),
+                    root_disk,
+                )
+            )
+        elif self._settings.use_linked_clone and not rdm_root:
             # The cache must keep this VM's parent (image_aging).
             spec.extraConfig.append(
                 image_aging.parent_option(
@@ -323,6 +376,10 @@ class VMOps:
         LOG.info('Created VM %s for instance %s', vm._moId, uuid)
         if on_ide:
             self._attach_ide(vm, on_ide)
+        # The root RDM first, so it takes unit 0.
+        for volume in sorted(volumes, key=lambda v: v is not root_volume):
+            if volume is not root_volume or rdm_root:
+                self.volumes.attach(instance, volume['connection_info'])
 
     def _attach_ide(self, vm: Any, changes: list) -> None:
         """Add disks and CD-ROMs to the IDE controllers the VM has.

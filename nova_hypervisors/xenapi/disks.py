@@ -130,6 +130,7 @@ def create_vbd(
     bootable: bool = False,
     cd: bool = False,
     read_only: bool = False,
+    other_config: dict | None = None,
 ) -> str:
     return session.call_xenapi(
         'VBD.create',
@@ -142,7 +143,7 @@ def create_vbd(
             'type': 'CD' if cd else 'Disk',
             'unpluggable': True,
             'empty': vdi_ref is None,
-            'other_config': {},
+            'other_config': other_config or {},
             'qos_algorithm_type': '',
             'qos_algorithm_params': {},
             'device': '',

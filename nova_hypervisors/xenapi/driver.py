@@ -2,8 +2,7 @@
 
 A thin facade: every method hands off to the object that owns the concern
 (:mod:`session`, :mod:`vmops`, :mod:`host`, :mod:`events`,
-:mod:`migrations`, :mod:`pool`).  Volume methods are not overridden yet, so
-Nova's base class refuses them.
+:mod:`migrations`, :mod:`pool`, :mod:`volumeops`).
 """
 
 from __future__ import annotations
@@ -24,7 +23,10 @@ from nova_hypervisors.xenapi import imagecache
 from nova_hypervisors.xenapi import instances as xinstances
 from nova_hypervisors.xenapi import migrations as xmigrations
 from nova_hypervisors.xenapi import session as xsession
+from nova_hypervisors.xenapi import vifs
+from nova_hypervisors.xenapi import vm_utils
 from nova_hypervisors.xenapi import vmops as xvmops
+from nova_hypervisors.xenapi import volumeops as xvolumeops
 from nova_hypervisors.xenapi.pool import service as pool_service
 
 CONF = conf.CONF
@@ -39,6 +41,8 @@ class XenAPIDriver(driver.ComputeDriver):
         has_imagecache=True,
         supports_image_type_raw=True,
         supports_image_type_vhd=True,
+        supports_extend_volume=True,
+        supports_attach_interface=True,
     )
 
     def __init__(self, virtapi, read_only=False):
@@ -102,7 +106,7 @@ class XenAPIDriver(driver.ComputeDriver):
             session, settings.sr_matching_filter, settings.allow_pv_guests
         )
         self._migrations = xmigrations.MigrationOps(
-            session, watcher, settings, host
+            session, watcher, settings, host, self._vmops.volumes
         )
         self._pool_service = pool_service.PoolService(session, host, settings)
         self._pool_service.start()
@@ -299,6 +303,71 @@ class XenAPIDriver(driver.ComputeDriver):
     def get_instance_diagnostics(self, instance):
         return self._ops().get_instance_diagnostics(instance)
 
+    # -- interfaces --------------------------------------------------------
+
+    def attach_interface(self, context, instance, image_meta, vif):
+        """Nova deallocates the port and reports InterfaceAttachFailed if
+        this raises; :func:`vifs.attach` leaves nothing behind then."""
+        self._ops()
+        vm_ref, _ = vm_utils.lookup(self._session, instance)
+        vifs.attach(
+            self._session, vm_ref, vif, self._settings.ovs_integration_bridge
+        )
+
+    def detach_interface(self, context, instance, vif):
+        self._ops()
+        found = vm_utils.find_vm(self._session, instance)
+        if found is None or not vifs.detach(self._session, found[0], vif):
+            LOG.info(
+                'No VIF of port %s to detach', vif['id'], instance=instance
+            )
+
+    # -- volumes -----------------------------------------------------------
+
+    def get_volume_connector(self, instance):
+        return self._ops().volumes.get_volume_connector()
+
+    def attach_volume(
+        self,
+        context,
+        connection_info,
+        instance,
+        mountpoint,
+        disk_bus=None,
+        device_type=None,
+        encryption=None,
+    ):
+        if encryption:
+            raise exception.VolumeEncryptionNotSupported(
+                volume_type='encrypted',
+                volume_id=xvolumeops.volume_id_of(connection_info),
+            )
+        ops = self._ops()
+        vm_ref, _ = vm_utils.lookup(self._session, instance)
+        ops.volumes.attach(vm_ref, connection_info, mountpoint)
+
+    def detach_volume(
+        self, context, connection_info, instance, mountpoint, encryption=None
+    ):
+        ops = self._ops()
+        session = self._session
+        found = vm_utils.find_vm(session, instance)
+        if found is None:
+            LOG.info('VM gone; volume already detached', instance=instance)
+            return
+        if not vm_utils.belongs_to_host(found[1], session.host_ref):
+            # Nova's rollback of a live migration asks the destination to
+            # drop its connection; in a pool the VM is the one that stayed
+            # on the source, and keeps its disk.  Only the SR leaves here.
+            ops.volumes.release_volume_here(connection_info)
+            return
+        ops.volumes.detach(found[0], connection_info)
+
+    def extend_volume(
+        self, context, connection_info, instance, requested_size
+    ):
+        self._ops().volumes.extend(connection_info, requested_size)
+
     # -- the host -----------------------------------------------------------
 
     def get_host_ip_addr(self):
@@ -378,7 +447,10 @@ class XenAPIDriver(driver.ComputeDriver):
         migrate_data,
     ):
         return self._moves().pre_live_migration(
-            instance, network_info, migrate_data
+            instance,
+            network_info,
+            migrate_data,
+            driver.block_device_info_get_mapping(block_device_info),
         )
 
     def live_migration(
@@ -420,7 +492,8 @@ class XenAPIDriver(driver.ComputeDriver):
         )
 
     def post_live_migration_at_source(self, context, instance, network_info):
-        """xapi moved the VIFs with the VM; nothing to unplug here."""
+        """xapi moved the VIFs with the VM; volume SRs leave this host."""
+        self._moves().post_live_migration_at_source(instance)
 
     def post_live_migration_at_destination(
         self,
@@ -464,7 +537,11 @@ class XenAPIDriver(driver.ComputeDriver):
         share_info=None,
     ):
         self._moves().finish_migration(
-            instance, disk_info, network_info, power_on
+            instance,
+            disk_info,
+            network_info,
+            power_on,
+            driver.block_device_info_get_mapping(block_device_info),
         )
 
     def confirm_migration(self, context, migration, instance, network_info):

@@ -29,12 +29,15 @@ from oslo_log import log as logging
 from oslo_utils import excutils
 
 from nova_hypervisors.xenapi import disks
+from nova_hypervisors.xenapi import errors
 from nova_hypervisors.xenapi import events
 from nova_hypervisors.xenapi import maintenance
 from nova_hypervisors.xenapi import migrate_data as xmigrate_data
 from nova_hypervisors.xenapi import session as xsession
 from nova_hypervisors.xenapi import vifs
 from nova_hypervisors.xenapi import vm_utils
+from nova_hypervisors.xenapi import volume_srs
+from nova_hypervisors.xenapi import volumeops
 
 LOG = logging.getLogger(__name__)
 
@@ -58,7 +61,9 @@ class MigrationOps:
         watcher: events.EventWatcher,
         settings,
         compute_host: str,
+        volumes: volumeops.VolumeOps,
     ) -> None:
+        self._volumes = volumes
         self._session = session
         self._watcher = watcher
         self._settings = settings
@@ -123,6 +128,10 @@ class MigrationOps:
             vbd = self._session.get_rec('VBD', vbd_ref)
             if not vbd or vbd['type'] != 'Disk' or vbd['VDI'] == NULL_REF:
                 continue
+            if (vbd.get('other_config') or {}).get(volumeops.OSVOL):
+                # A Cinder volume: never copied, resized or mapped; its
+                # SR is made visible where the VM goes (volumeops).
+                continue
             vdi = self._session.get_rec('VDI', vbd['VDI'])
             if vdi is not None:
                 result[vbd['userdevice']] = (vbd['VDI'], vdi)
@@ -155,12 +164,24 @@ class MigrationOps:
             )
         if shared:
             with _precheck():
-                self._call(
-                    'VM.assert_can_boot_here',
-                    found[0],
-                    self._session.host_ref,
-                )
+                self._assert_can_boot_here(found[0])
         return objects.HyperVLiveMigrateData(is_shared_instance_path=shared)
+
+    def _assert_can_boot_here(self, vm_ref: str) -> None:
+        """xapi's check, but a volume SR not plugged here yet is fine:
+        ``pre_live_migration`` plugs it (xapi checks the SRs first, so
+        its other checks then run again in ``VM.pool_migrate``)."""
+        try:
+            self._call(
+                'VM.assert_can_boot_here', vm_ref, self._session.host_ref
+            )
+        except exception.NovaException as exc:
+            args = getattr(exc, 'xenapi_args', None) or []
+            if errors.code_of(exc) != 'VM_REQUIRES_SR' or len(args) < 2:
+                raise
+            sr_type = self._call('SR.get_type', args[1])
+            if sr_type != volume_srs.ISCSI:
+                raise
 
     def _is_pool_member(self, host_uuid: str | None) -> bool:
         if not host_uuid:
@@ -191,14 +212,26 @@ class MigrationOps:
 
     # -- live migration: the move ----------------------------------------
 
-    def pre_live_migration(self, instance, network_info, migrate_data):
+    def pre_live_migration(
+        self, instance, network_info, migrate_data, volumes=()
+    ):
         """Runs on the destination; a block migration gets its token here.
 
         ``host.migrate_receive`` must be asked of the destination's own
-        master, which only this compute can reach.
+        master, which only this compute can reach.  Inside the pool the
+        volumes' SRs are plugged here first: ``VM.pool_migrate`` needs
+        every SR of the VM visible on the destination.
         """
         if migrate_data.is_shared_instance_path:
+            if volumes:
+                vm_ref, _ = vm_utils.lookup(self._session, instance)
+                self._volumes.connect_here(vm_ref, list(volumes))
             return migrate_data
+        if volumes:
+            raise exception.MigrationError(
+                reason='a block migration to another pool cannot take '
+                'attached volumes; detach them first'
+            )
         session = self._session
         host_ref = session.host_ref
         pif = self._call('host.get_management_interface', host_ref)
@@ -337,6 +370,12 @@ class MigrationOps:
             {},
         )
 
+    def post_live_migration_at_source(self, instance) -> None:
+        """The VM left: its volume SRs leave this host."""
+        found = vm_utils.find_vm(self._session, instance)
+        if found is not None:
+            self._volumes.release_here(found[0])
+
     def post_live_migration_at_destination(self, instance) -> None:
         """The VM runs here now: this compute owns it."""
         vm_ref, record = vm_utils.lookup(self._session, instance)
@@ -357,6 +396,11 @@ class MigrationOps:
         clean; in another pool a halted copy of the VM may remain.
         """
         if not getattr(migrate_data, 'cross_pool', False):
+            found = vm_utils.find_vm(self._session, instance)
+            if found is not None:
+                # The VM stayed on the source: unplug what pre_live_
+                # migration plugged here.
+                self._volumes.release_here(found[0])
             return
         found = vm_utils.find_vm(self._session, instance)
         if found is None or found[1]['power_state'] != 'Halted':
@@ -454,7 +498,12 @@ class MigrationOps:
             )
 
     def finish_migration(
-        self, instance, disk_info: str, network_info, power_on: bool
+        self,
+        instance,
+        disk_info: str,
+        network_info,
+        power_on: bool,
+        volumes=(),
     ) -> None:
         """Runs on the destination: apply the flavor, start the VM here."""
         info = json.loads(disk_info or '{}')
@@ -479,6 +528,7 @@ class MigrationOps:
             with excutils.save_and_reraise_exception():
                 self._destroy_quietly(backups.values())
         self._claim(vm_ref)
+        self._volumes.connect_here(vm_ref, list(volumes))
         if power_on:
             self._start_here(vm_ref)
 
@@ -556,6 +606,7 @@ class MigrationOps:
         if found is None:
             return
         vm_ref, record = found
+        self._volumes.release_here(vm_ref)
         backups = _parse_backups(record)
         for backup in backups.values():
             disks.destroy_vdi(self._session, backup)

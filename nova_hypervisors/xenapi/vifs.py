@@ -83,6 +83,41 @@ def find_or_create_network(
     return ref
 
 
+def create_vif(
+    session: xsession.XenAPISession,
+    vm_ref: str,
+    vif,
+    device: int,
+    default_bridge: str,
+    created_networks: list[str],
+) -> str:
+    """One VIF for a port, at ``device``, on its bridge's network."""
+    network_ref = find_or_create_network(
+        session, bridge_of(vif, default_bridge), created_networks
+    )
+    network = vif.get('network') or {}
+    mtu = network.get_meta('mtu') if hasattr(network, 'get_meta') else None
+    return session.call_xenapi(
+        'VIF.create',
+        {
+            'device': str(device),
+            'network': network_ref,
+            'VM': vm_ref,
+            'MAC': vif['address'],
+            'MTU': str(mtu or 1500),
+            'other_config': {
+                'nicira-iface-id': vif['id'],
+                'neutron-port-id': vif['id'],
+            },
+            'qos_algorithm_type': '',
+            'qos_algorithm_params': {},
+            'locking_mode': 'network_default',
+            'ipv4_allowed': [],
+            'ipv6_allowed': [],
+        },
+    )
+
+
 def create_vifs(
     session: xsession.XenAPISession,
     vm_ref: str,
@@ -93,31 +128,66 @@ def create_vifs(
 ) -> None:
     """One VIF per port, device numbers in port order."""
     for device, vif in enumerate(network_info or []):
-        network_ref = find_or_create_network(
-            session, bridge_of(vif, default_bridge), created_networks
+        created_vifs.append(
+            create_vif(
+                session, vm_ref, vif, device, default_bridge, created_networks
+            )
         )
-        network = vif.get('network') or {}
-        mtu = network.get_meta('mtu') if hasattr(network, 'get_meta') else None
-        ref = session.call_xenapi(
-            'VIF.create',
-            {
-                'device': str(device),
-                'network': network_ref,
-                'VM': vm_ref,
-                'MAC': vif['address'],
-                'MTU': str(mtu or 1500),
-                'other_config': {
-                    'nicira-iface-id': vif['id'],
-                    'neutron-port-id': vif['id'],
-                },
-                'qos_algorithm_type': '',
-                'qos_algorithm_params': {},
-                'locking_mode': 'network_default',
-                'ipv4_allowed': [],
-                'ipv6_allowed': [],
-            },
-        )
-        created_vifs.append(ref)
+
+
+def vif_of_port(
+    session: xsession.XenAPISession, vm_ref: str, vif
+) -> str | None:
+    """The VM's VIF of a port: by the port id we recorded, else its MAC."""
+    records = session.get_all_records_where(
+        'VIF', 'field "VM"=%s' % vm_utils.quote(vm_ref)
+    )
+    for ref, record in records.items():
+        if (record.get('other_config') or {}).get('neutron-port-id') == vif[
+            'id'
+        ]:
+            return ref
+    for ref, record in records.items():
+        if (record.get('MAC') or '').lower() == (vif['address'] or '').lower():
+            return ref
+    return None
+
+
+def attach(
+    session: xsession.XenAPISession, vm_ref: str, vif, default_bridge: str
+) -> str:
+    """Hot-plug a port's VIF: ``VIF.create`` at the first device xapi
+    allows (``VM.get_allowed_VIF_devices``), ``VIF.plug`` when the VM runs
+    (a halted VM gets it at its next start).  A failure leaves no VIF and
+    no network Nova made for it."""
+    allowed = session.call_xenapi('VM.get_allowed_VIF_devices', vm_ref)
+    if not allowed:
+        raise exception.InterfaceAttachFailed(instance_uuid=vm_ref)
+    device = min(int(d) for d in allowed)
+    created: list[str] = []
+    ref = None
+    try:
+        ref = create_vif(session, vm_ref, vif, device, default_bridge, created)
+        if session.call_xenapi('VM.get_power_state', vm_ref) == 'Running':
+            session.call_xenapi('VIF.plug', ref)
+    except Exception:
+        if ref is not None:
+            destroy_vifs(session, [ref])
+        for network_ref in created:
+            destroy_network_if_unused(session, network_ref)
+        raise
+    return ref
+
+
+def detach(session: xsession.XenAPISession, vm_ref: str, vif) -> bool:
+    """Unplug (when attached) and destroy a port's VIF; False if none."""
+    ref = vif_of_port(session, vm_ref, vif)
+    if ref is None:
+        return False
+    if session.call_xenapi('VIF.get_currently_attached', ref):
+        session.call_xenapi('VIF.unplug', ref)
+    destroy_vifs(session, [ref])
+    return True
 
 
 def destroy_network_if_unused(

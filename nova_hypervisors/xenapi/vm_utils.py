@@ -103,8 +103,13 @@ def check_image(image_meta, allow_pv: bool) -> None:
       ``image/vdi_stream.py``), which xapi's ``import_raw_vdi`` cannot take.
     * PV guests (``hw_vm_mode=xen``) only where ``allow_pv_guests`` is on.
     """
-    image_id = getattr(image_meta, 'id', None)
-    container = getattr(image_meta, 'container_format', None) or 'bare'
+    # A boot from volume has image metadata without id or formats.
+    image_id = image_meta.id if 'id' in image_meta else None
+    container = (
+        image_meta.container_format
+        if 'container_format' in image_meta
+        else None
+    ) or 'bare'
     if container != 'bare':
         raise exception.ImageUnacceptable(
             image_id=image_id,

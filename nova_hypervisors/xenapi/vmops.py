@@ -19,6 +19,7 @@ from nova.compute import vm_states
 from nova.console import type as ctype
 from nova.objects import diagnostics
 from nova.virt import configdrive
+from nova.virt import driver as virt_driver
 from nova.virt import hardware
 from oslo_log import log as logging
 
@@ -33,6 +34,7 @@ from nova_hypervisors.xenapi import session as xsession
 from nova_hypervisors.xenapi import transfers
 from nova_hypervisors.xenapi import vifs
 from nova_hypervisors.xenapi import vm_utils
+from nova_hypervisors.xenapi import volumeops as xvolumeops
 
 LOG = logging.getLogger(__name__)
 
@@ -46,6 +48,14 @@ SNAPSHOT_FORMAT = 'vhd'
 RESCUE_DISK = 'rescue'
 #: The names (after the instance's) of the disks an instance owns.
 ORPHAN_KINDS = ('root', 'swap', 'ephemeral', 'config drive', RESCUE_DISK)
+
+
+def root_volume_of(volumes: list) -> dict | None:
+    """The volume Nova boots from (boot index 0), if any."""
+    for volume in volumes:
+        if volume.get('boot_index') == 0:
+            return volume
+    return None
 
 
 class _Undo:
@@ -94,6 +104,7 @@ class VMOps:
         self._table = table
         self._settings = settings
         self._transfers = transfers.Transfers(session, watcher)
+        self.volumes = xvolumeops.VolumeOps(session)
 
     # -- helpers ---------------------------------------------------------
 
@@ -121,11 +132,20 @@ class VMOps:
         block_device_info,
         power_on: bool = True,
     ) -> None:
-        """Build and start the VM; on any failure remove all of it."""
-        disk_format = images.require_disk_format(
-            image_meta, disks.DISK_FORMATS
-        )
+        """Build and start the VM; on any failure remove all of it.
+
+        Volumes in ``block_device_info`` are attached before the start; a
+        volume with boot index 0 is the root disk, and no image is
+        imported then (boot from volume).
+        """
+        volumes = virt_driver.block_device_info_get_mapping(block_device_info)
+        root_volume = root_volume_of(volumes)
         vm_utils.check_image(image_meta, self._settings.allow_pv_guests)
+        disk_format = (
+            None
+            if root_volume
+            else images.require_disk_format(image_meta, disks.DISK_FORMATS)
+        )
         root_size = int(instance.flavor.root_gb) * GIB
         if (
             disk_format == 'raw'
@@ -145,6 +165,7 @@ class VMOps:
                 admin_password,
                 network_info,
                 undo,
+                volumes=volumes,
             )
             if power_on:
                 self._start(vm_ref)
@@ -166,13 +187,18 @@ class VMOps:
         undo: _Undo,
         rescue: bool = False,
         extra_vdi: str | None = None,
+        volumes: list | None = None,
     ) -> str:
         session = self._session
         sr_ref = self._sr()
-        root_vdi = self._root_disk(
-            context, instance, image_meta, sr_ref, rescue
-        )
-        undo.add('root disk', lambda: disks.destroy_vdi(session, root_vdi))
+        volumes = volumes or []
+        root_volume = root_volume_of(volumes)
+        root_vdi = None
+        if root_volume is None:
+            root_vdi = self._root_disk(
+                context, instance, image_meta, sr_ref, rescue
+            )
+            undo.add('root disk', lambda: disks.destroy_vdi(session, root_vdi))
         record = vm_utils.vm_record(
             instance, image_meta, session.host_ref, rescue=rescue
         )
@@ -180,10 +206,13 @@ class VMOps:
         vm_ref = self._call('VM.create', record)
         undo.first('halting the VM', lambda: self._halt(vm_ref))
         undo.add('VM', lambda: self._destroy_vm_record(vm_ref))
-        vbd = disks.create_vbd(
-            session, vm_ref, root_vdi, ROOT_DEVICE, bootable=True
-        )
-        undo.add('root VBD', lambda: self._destroy_vbd(vbd))
+        if root_vdi is not None:
+            vbd = disks.create_vbd(
+                session, vm_ref, root_vdi, ROOT_DEVICE, bootable=True
+            )
+            undo.add('root VBD', lambda: self._destroy_vbd(vbd))
+        for volume in volumes:
+            self._attach_at_spawn(vm_ref, volume, volume is root_volume, undo)
         if extra_vdi is not None:
             # The rescued instance's own disk, second in line.
             vbd = disks.create_vbd(session, vm_ref, extra_vdi, 1)
@@ -220,6 +249,22 @@ class VMOps:
             created_vifs,
         )
         return vm_ref
+
+    def _attach_at_spawn(
+        self, vm_ref: str, volume: dict, root: bool, undo: _Undo
+    ) -> None:
+        info = volume['connection_info']
+        self.volumes.attach(
+            vm_ref,
+            info,
+            volume.get('mount_device'),
+            bootable=root,
+            hotplug=False,
+        )
+        undo.add(
+            'volume %s' % xvolumeops.volume_id_of(info),
+            lambda: self.volumes.detach(vm_ref, info),
+        )
 
     def _root_disk(
         self, context, instance, image_meta, sr_ref: str, rescue: bool
@@ -403,6 +448,9 @@ class VMOps:
         vdi_refs = disks.vdis_of_instance(
             session, instance_uuid, record, kinds
         )
+        # Volumes first: their VBDs go, their SRs are forgotten once no
+        # VM uses them; their VDIs (LUNs) are Cinder's and stay.
+        self.volumes.detach_all(vm_ref)
         vif_records = [
             (ref, session.get_rec('VIF', ref))
             for ref in record.get('VIFs', [])

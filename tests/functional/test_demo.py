@@ -35,6 +35,7 @@ def test_the_demo_tells_the_whole_story_and_exits_zero(tmp_path):
         'the pool forms',
         'live-migrate pool-vm1',
         'snapshot pool-vm2',
+        'attach a Cinder iSCSI volume to pool-vm2',
         'boot on the vCenter cluster node',
         'a flavor no single ESXi host can hold is refused',
         'nothing is left on either hypervisor',
@@ -44,4 +45,7 @@ def test_the_demo_tells_the_whole_story_and_exits_zero(tmp_path):
     assert 'FAILED' not in summary and 'skipped' not in summary
     assert 'connection_password = ********' in output
     assert 'demo-pool-secret' not in output
+    assert 'demo-chap-secret' not in output
+    log = (tmp_path / 'demo.log').read_text()
+    assert 'demo-chap-secret' not in log
     assert 'No valid host' in output

@@ -44,6 +44,24 @@ class DiskStore:
             disk.truncate(size)
         return path
 
+    def link(self, sr_uuid: str, vdi_uuid: str, target: str) -> None:
+        """Back a VDI with a file that lives elsewhere (an array's LUN).
+
+        Writes through the VDI reach that file: every writer here opens
+        disks ``r+b``, never truncating.  Removing the link (SR.forget,
+        a LUN gone) leaves the file alone.
+        """
+        path = self.path(sr_uuid, vdi_uuid)
+        if path.is_symlink() and os.readlink(path) == target:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        path.symlink_to(target)
+
+    def unlink(self, sr_uuid: str, vdi_uuid: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(sr_uuid, vdi_uuid).unlink()
+
     def exists(self, sr_uuid: str, vdi_uuid: str) -> bool:
         return self.path(sr_uuid, vdi_uuid).exists()
 

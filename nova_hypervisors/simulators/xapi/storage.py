@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from nova_hypervisors.simulators.xapi import codec
 from nova_hypervisors.simulators.xapi import implicit
+from nova_hypervisors.simulators.xapi import iscsi
 from nova_hypervisors.simulators.xapi.datamodel import NULL_REF
 from nova_hypervisors.simulators.xapi.errors import XapiFailure
 from nova_hypervisors.simulators.xapi.errors import operation_not_allowed
@@ -25,6 +26,11 @@ from nova_hypervisors.simulators.xapi.store import ObjectStore
 from nova_hypervisors.simulators.xapi.store import new_uuid
 
 SR_TYPES = {'ext': False, 'nfs': True, 'lvm': False, 'iso': False}
+#: Types an SR can be introduced with (sm drivers a real host has).
+INTRODUCIBLE_TYPES = set(SR_TYPES) | {iscsi.SR_TYPE}
+#: SR types whose VDIs xapi cannot create, delete, resize, clone or
+#: snapshot (their capabilities lack VDI_CREATE, VDI_DELETE, ...).
+FIXED_VDI_TYPES = {iscsi.SR_TYPE}
 COPIED_VDI_FIELDS = (
     'name_label',
     'name_description',
@@ -72,6 +78,12 @@ def refresh_sr(store: ObjectStore, sr: str) -> None:
     )
 
 
+def assert_sr_can_change_vdis(store: ObjectStore, sr: str) -> None:
+    """``SR_OPERATION_NOT_SUPPORTED`` on an SR of fixed VDIs (LUNs)."""
+    if store.get('SR', sr)['type'] in FIXED_VDI_TYPES:
+        raise XapiFailure('SR_OPERATION_NOT_SUPPORTED', sr)
+
+
 def assert_sr_attached(store: ObjectStore, sr: str) -> None:
     pbds = store.get('SR', sr)['PBDs']
     if not any(store.get('PBD', p)['currently_attached'] for p in pbds):
@@ -95,6 +107,7 @@ def new_vdi(
     if size < 0:
         raise XapiFailure('INVALID_VALUE', 'virtual_size', size)
     assert_sr_attached(store, sr)
+    assert_sr_can_change_vdis(store, sr)
     assert_fits(store, sr, size)
     uuid = new_uuid()
     sr_uuid = store.get('SR', sr)['uuid']
@@ -175,6 +188,7 @@ def vdi_create(ctx: CallContext, record: dict) -> str:
 
 @message('VDI.destroy')
 def vdi_destroy(ctx: CallContext, vdi: str) -> None:
+    assert_sr_can_change_vdis(ctx.store, ctx.store.get('VDI', vdi)['SR'])
     assert_vdi_not_in_use(ctx.store, vdi, 'destroy')
     destroy_vdi(ctx, vdi)
 
@@ -269,6 +283,7 @@ def vdi_snapshot(ctx: CallContext, vdi: str, driver_params: dict) -> str:
 def vdi_resize(ctx: CallContext, vdi: str, size: int) -> None:
     store = ctx.store
     record = store.get('VDI', vdi)
+    assert_sr_can_change_vdis(store, record['SR'])
     assert_vdi_not_in_use(store, vdi, 'resize')
     if size < record['virtual_size']:
         raise XapiFailure.raw(
@@ -407,6 +422,8 @@ def sr_introduce(
     sm_config: dict,
 ) -> str:
     store = ctx.store
+    if sr_type not in INTRODUCIBLE_TYPES:
+        raise XapiFailure('SR_UNKNOWN_DRIVER', sr_type)
     if uuid and store.find_uuid('SR', uuid) is not None:
         raise XapiFailure('SR_UUID_EXISTS', uuid)
     sr = store.create(
@@ -442,6 +459,9 @@ def sr_forget(ctx: CallContext, sr: str) -> None:
         for vbd in list(store.get('VDI', vdi)['VBDs']):
             destroy_vbd_record(store, vbd)
         store.destroy('VDI', vdi)
+    if store.get('SR', sr)['type'] in FIXED_VDI_TYPES:
+        # Only the links to the array's LUNs; their bytes stay there.
+        ctx.disks.destroy_sr(store.get('SR', sr)['uuid'])
     _unset_pool_srs(ctx, sr)
     store.destroy('SR', sr)
 
@@ -450,6 +470,7 @@ def sr_forget(ctx: CallContext, sr: str) -> None:
 def sr_destroy(ctx: CallContext, sr: str) -> None:
     store = ctx.store
     assert_sr_attached(store, sr)
+    assert_sr_can_change_vdis(store, sr)
     for vdi in store.get('SR', sr)['VDIs']:
         assert_vdi_not_in_use(store, vdi, 'destroy')
     for vdi in list(store.get('SR', sr)['VDIs']):
@@ -471,7 +492,26 @@ def _unset_pool_srs(ctx: CallContext, sr: str) -> None:
 @message('SR.scan')
 def sr_scan(ctx: CallContext, sr: str) -> None:
     assert_sr_attached(ctx.store, sr)
+    if ctx.store.get('SR', sr)['type'] == iscsi.SR_TYPE:
+        iscsi.scan(ctx, sr)
+        return
     refresh_sr(ctx.store, sr)
+
+
+@message('SR.probe')
+def sr_probe(
+    ctx: CallContext,
+    host: str,
+    device_config: dict,
+    sr_type: str,
+    sm_config: dict,
+) -> str:
+    ctx.store.get('host', host)
+    if sr_type not in INTRODUCIBLE_TYPES:
+        raise XapiFailure('SR_UNKNOWN_DRIVER', sr_type)
+    if sr_type != iscsi.SR_TYPE:
+        raise XapiFailure('SR_OPERATION_NOT_SUPPORTED', NULL_REF)
+    return iscsi.probe(device_config)
 
 
 @message('SR.update')
@@ -505,6 +545,10 @@ def pbd_plug(ctx: CallContext, pbd: str) -> None:
                 raise XapiFailure(
                     'SR_NOT_SHARABLE', record['SR'], record['host']
                 )
+    if record['currently_attached']:
+        return
+    if sr['type'] == iscsi.SR_TYPE:
+        iscsi.attach(ctx, pbd)
     store.set('PBD', pbd, 'currently_attached', True)
 
 

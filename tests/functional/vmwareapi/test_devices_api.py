@@ -342,8 +342,9 @@ class ExtraDisksTest(api_base.VCenterAPITestCase):
 class BootFromVolumeTest(api_base.VCenterAPITestCase):
     compute_errors_expected = True
 
-    def test_an_image_less_boot_fails_cleanly(self):
-        """No volume support yet: ERROR with a reason, nothing created."""
+    def test_a_boot_volume_vsphere_cannot_attach_fails_cleanly(self):
+        """The fixture's volume is of type ``fake``, not ``vmdk``: ERROR
+        with a reason, nothing created."""
         self.flags(max_attempts=1, group='scheduler')
         server = self._build_server(networks='none')
         server.pop('imageRef', None)

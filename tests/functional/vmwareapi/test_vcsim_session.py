@@ -268,6 +268,35 @@ class TestAgainstVcsim(unittest.TestCase):
         )
         self.assertEqual([], find_all(str(uuid.uuid4()), True))
 
+    def test_an_extra_config_key_set_again_is_replaced_or_removed(self):
+        """vSphere API, vim.vm.ConfigSpec.extraConfig: a key set again
+        carries the new value, one option per key; "Keys with empty string
+        values will be removed" (our vcsim patch 0018; vcsim 0.24.2
+        appended another option each time)."""
+        session = self.connect()
+        node = cluster.find_node(session, 'DC0_C0')
+        vm = next(iter(self._foreign_vms(session, node)))
+
+        def reconfigure(value):
+            task = session.invoke(
+                vm,
+                'ReconfigVM_Task',
+                spec=vim.vm.ConfigSpec(
+                    extraConfig=[
+                        vim.option.OptionValue(key='test.key', value=value)
+                    ]
+                ),
+            )
+            session.wait_for_task(task)
+            options = session.properties(
+                [vm], vim.VirtualMachine, ['config.extraConfig']
+            )[vm]['config.extraConfig']
+            return [o.value for o in options if o.key == 'test.key']
+
+        self.assertEqual(['one'], reconfigure('one'))
+        self.assertEqual(['two'], reconfigure('two'))
+        self.assertEqual([], reconfigure(''))
+
     def test_the_drs_flag_comes_with_hosts_and_datastores(self):
         """vSphere API, ClusterComputeResource.configuration: deprecated
         but still served, with the DRS config (our vcsim patch 0010; vcsim
