@@ -33,6 +33,8 @@ def _steps(story: story_module.Story, vcenter: bool) -> list[tuple]:
                          story.start_vcsim))  # fmt: skip
         steps += [
             ('boot on the vCenter cluster node', story.boot_on_vcenter),
+            ('attach a Cinder vmdk volume to vc-vm1, then detach it',
+             story.volume_on_vcenter),
             ('a flavor no single ESXi host can hold is refused',
              story.too_big_for_any_esxi_host),
         ]  # fmt: skip

@@ -27,6 +27,7 @@ IMAGE_ID = '8d4f3c2a-1b5e-4e6f-9a0b-1c2d3e4f5a6b'
 POOL_NAME = 'xenpool1'
 POOL_ZONE = 'xenpool'
 VOLUME_ID = 'a7c3e9d1-5b2f-4c8a-9e6d-0f1a2b3c4d5e'
+VCENTER_VOLUME_ID = 'b8d4f0e2-6c3a-4d9b-8f7e-1a2b3c4d5e6f'
 VOLUME_IQN = 'iqn.2010-10.org.openstack:demo-volumes'
 VOLUME_BYTES = b'a Cinder volume on the simulated iSCSI array\n' * 1024
 # 1 MiB of recognisable bytes, so a snapshot can be checked byte for byte.
@@ -438,6 +439,44 @@ class Story:
             f'vc-vm1: ACTIVE on node '
             f'{server["OS-EXT-SRV-ATTR:hypervisor_hostname"]}'
         )
+
+    def volume_on_vcenter(self) -> str:
+        """A Cinder vmdk volume (a shadow VM's disk, as Cinder's VMDK
+        driver keeps it) added to vc-vm1 while it runs, then removed."""
+        from nova_hypervisors.demo import vcenter_view
+
+        volume_id = VCENTER_VOLUME_ID
+        moref, path = vcenter_view.shadow_volume(
+            self.vcsim, f'volume-{volume_id}'
+        )
+        self.nova.cinder.VOLUME_CONNECTION_INFO = dict(
+            self.nova.cinder.VOLUME_CONNECTION_INFO,
+            **{
+                volume_id: {
+                    'driver_volume_type': 'vmdk',
+                    'data': {'volume': moref, 'volume_id': volume_id},
+                }
+            },
+        )
+        server = self.servers['vc-vm1']
+        self.api().post_server_volume(
+            server['id'], {'volumeAttachment': {'volumeId': volume_id}}
+        )
+        self.wait_until(
+            'the volume disk on the VM',
+            lambda: path in vcenter_view.disk_files(self.vcsim, server['id']),
+        )
+        lines = [f'attached: {path} (shadow VM {moref}) is a disk of vc-vm1']
+        self.nova.flags(host='vcenter1')
+        self.api().delete_server_volume(server['id'], volume_id)
+        self.wait_until(
+            'the volume disk to leave the VM',
+            lambda: (
+                path not in vcenter_view.disk_files(self.vcsim, server['id'])
+            ),
+        )
+        lines.append('detached: the disk file stays with its shadow VM')
+        return '\n'.join(lines)
 
     def too_big_for_any_esxi_host(self) -> str:
         per_host = self.options.esxi_memory_mb

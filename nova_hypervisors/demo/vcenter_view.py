@@ -8,9 +8,7 @@ from nova_hypervisors.vmwareapi import lookup
 from nova_hypervisors.vmwareapi import session as vc_session
 
 
-def instance_vms(vcsim) -> list[str]:
-    """Names of the VMs in vCenter that Nova made (Nova's managedBy);
-    the cluster's own agent VMs are not Nova's to delete."""
+def _connect(vcsim) -> vc_session.VCenterSession:
     session = vc_session.VCenterSession(
         vc_session.Settings(
             host=vcsim.host,
@@ -21,6 +19,85 @@ def instance_vms(vcsim) -> list[str]:
         )
     )
     session.connect()
+    return session
+
+
+def shadow_volume(vcsim, name: str, cluster: str = 'DC0_C0') -> tuple:
+    """A Cinder vmdk volume as Cinder's VMDK driver keeps one: a
+    powered-off VM with one thin 1 GiB disk.  (moref id, disk path)."""
+    session = _connect(vcsim)
+    try:
+        found = session.view_properties(
+            session.content.rootFolder,
+            {
+                vim.ClusterComputeResource: ['name', 'resourcePool'],
+                vim.Datacenter: ['vmFolder'],
+            },
+        )
+        pool = next(
+            p['resourcePool']
+            for p in found.values()
+            if p.get('name') == cluster
+        )
+        folder = next(p['vmFolder'] for p in found.values() if 'vmFolder' in p)
+        path = f'[LocalDS_0] {name}/{name}.vmdk'
+        spec = vim.vm.ConfigSpec(
+            name=name,
+            numCPUs=1,
+            memoryMB=128,
+            guestId='otherGuest',
+            files=vim.vm.FileInfo(vmPathName=f'[LocalDS_0] {name}/{name}.vmx'),
+            deviceChange=[
+                vim.vm.device.VirtualDeviceSpec(
+                    operation='add',
+                    device=vim.vm.device.VirtualLsiLogicController(
+                        key=-100, busNumber=0, sharedBus='noSharing'
+                    ),
+                ),
+                vim.vm.device.VirtualDeviceSpec(
+                    operation='add',
+                    fileOperation='create',
+                    device=vim.vm.device.VirtualDisk(
+                        key=-101,
+                        controllerKey=-100,
+                        unitNumber=0,
+                        capacityInKB=1024 * 1024,
+                        backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                            fileName=path,
+                            diskMode='persistent',
+                            thinProvisioned=True,
+                        ),
+                    ),
+                ),
+            ],
+        )
+        task = session.invoke(folder, 'CreateVM_Task', config=spec, pool=pool)
+        return session.wait_for_task(task)._moId, path
+    finally:
+        session.disconnect()
+
+
+def disk_files(vcsim, instance_uuid: str) -> list[str]:
+    """The disk files of the instance's VM."""
+    session = _connect(vcsim)
+    try:
+        vm = lookup.find_vm(session, instance_uuid)
+        devices = session.properties(
+            [vm], vim.VirtualMachine, ['config.hardware.device']
+        )[vm]['config.hardware.device']
+        return [
+            d.backing.fileName
+            for d in devices
+            if isinstance(d, vim.vm.device.VirtualDisk)
+        ]
+    finally:
+        session.disconnect()
+
+
+def instance_vms(vcsim) -> list[str]:
+    """Names of the VMs in vCenter that Nova made (Nova's managedBy);
+    the cluster's own agent VMs are not Nova's to delete."""
+    session = _connect(vcsim)
     try:
         content = session.content
         view = content.viewManager.CreateContainerView(

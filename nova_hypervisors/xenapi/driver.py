@@ -101,7 +101,9 @@ class XenAPIDriver(driver.ComputeDriver):
         self._session = session
         self._table = table
         self._watcher = watcher
-        self._vmops = xvmops.VMOps(session, watcher, table, settings)
+        self._vmops = xvmops.VMOps(
+            session, watcher, table, settings, self.virtapi
+        )
         self._host_state = xhost.HostState(
             session, settings.sr_matching_filter, settings.allow_pv_guests
         )

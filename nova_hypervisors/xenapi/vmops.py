@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 import contextlib
 
+from nova import conf as nova_conf
 from nova import exception
 from nova.compute import power_state
 from nova.compute import task_states
@@ -36,6 +37,7 @@ from nova_hypervisors.xenapi import vifs
 from nova_hypervisors.xenapi import vm_utils
 from nova_hypervisors.xenapi import volumeops as xvolumeops
 
+CONF = nova_conf.CONF
 LOG = logging.getLogger(__name__)
 
 GIB = 1024**3
@@ -48,6 +50,12 @@ SNAPSHOT_FORMAT = 'vhd'
 RESCUE_DISK = 'rescue'
 #: The names (after the instance's) of the disks an instance owns.
 ORPHAN_KINDS = ('root', 'swap', 'ephemeral', 'config drive', RESCUE_DISK)
+
+
+def _neutron_failed(event_name, instance) -> None:
+    LOG.error('Neutron reported %s failed', event_name, instance=instance)
+    if CONF.vif_plugging_is_fatal:
+        raise exception.VirtualInterfaceCreateException()
 
 
 def root_volume_of(volumes: list) -> dict | None:
@@ -98,7 +106,9 @@ class VMOps:
         watcher: events.EventWatcher,
         table: xinstances.InstanceTable,
         settings,
+        virtapi=None,
     ) -> None:
+        self._virtapi = virtapi
         self._session = session
         self._watcher = watcher
         self._table = table
@@ -168,7 +178,7 @@ class VMOps:
                 volumes=volumes,
             )
             if power_on:
-                self._start(vm_ref)
+                self._start_with_network(instance, vm_ref, network_info)
         except Exception:
             LOG.warning(
                 'Spawn failed; removing what it created', instance=instance
@@ -385,6 +395,49 @@ class VMOps:
             session, vm_ref, vdi, CONFIG_DRIVE_DEVICE, read_only=True
         )
         undo.add('config drive VBD', lambda: self._destroy_vbd(vbd))
+
+    def _start_with_network(self, instance, vm_ref: str, network_info):
+        """Start the VM and wait for Neutron to report its ports plugged.
+
+        As libvirt does (``_create_guest_with_network``): the ports not
+        yet active are waited for (``network-vif-plugged``), for
+        ``vif_plugging_timeout`` seconds.  xapi plugs the VIFs when the VM
+        starts; the host's Open vSwitch agent then binds them and Neutron
+        tells Nova.  A timeout or a failed binding fails the spawn when
+        ``vif_plugging_is_fatal`` (its undo removes the VM), else it is
+        logged.
+        """
+        timeout = CONF.vif_plugging_timeout
+        events = (
+            [
+                ('network-vif-plugged', vif['id'])
+                for vif in network_info or []
+                if vif.get('active', True) is False
+            ]
+            if timeout and self._virtapi is not None
+            else []
+        )
+        if not events:
+            self._start(vm_ref)
+            return
+        try:
+            with self._virtapi.wait_for_instance_event(
+                instance,
+                events,
+                timeout=timeout,
+                error_callback=_neutron_failed,
+            ):
+                self._start(vm_ref)
+        except exception.InstanceEventTimeout:
+            if CONF.vif_plugging_is_fatal:
+                raise exception.VirtualInterfaceCreateException() from None
+            LOG.warning(
+                'Neutron did not report %s plugged in %ss; going on '
+                '(vif_plugging_is_fatal is off)',
+                ', '.join(name for _, name in events),
+                timeout,
+                instance=instance,
+            )
 
     def _start(self, vm_ref: str) -> None:
         """``VM.start_on`` this compute's host; returns once Running.

@@ -37,6 +37,7 @@ def test_the_demo_tells_the_whole_story_and_exits_zero(tmp_path):
         'snapshot pool-vm2',
         'attach a Cinder iSCSI volume to pool-vm2',
         'boot on the vCenter cluster node',
+        'attach a Cinder vmdk volume to vc-vm1',
         'a flavor no single ESXi host can hold is refused',
         'nothing is left on either hypervisor',
     ):

@@ -6,6 +6,7 @@ the integration bridge.  xapi hot-plugs a VIF into a running VM
 """
 
 import copy
+import time
 
 from nova.tests.functional.api import client
 
@@ -96,3 +97,66 @@ class TestInterfaceHotPlug(test_lifecycle.XenAPITestCase):
         )
         self.assertEqual('ACTIVE', self.api.get_server(server['id'])['status'])
         self.assertEqual([], self.api.get_port_interfaces(server['id']))
+
+
+class TestWaitingForNeutron(test_lifecycle.XenAPITestCase):
+    """Spawn waits for ``network-vif-plugged`` of the ports Neutron has not
+    bound yet (status DOWN), as libvirt does (``vif_plugging_timeout``,
+    ``vif_plugging_is_fatal``)."""
+
+    def setUp(self):
+        super().setUp()
+        port = self.neutron._ports[self.neutron.port_1['id']]
+        port['status'] = 'DOWN'
+        self.port_id = port['id']
+
+    def boot_on_port(self):
+        server = self._build_server(
+            image_uuid=test_lifecycle.IMAGE_ID,
+            flavor_id=self.flavor_id,
+            networks=[{'port': self.port_id}],
+        )
+        return self.api.post_server({'server': server})
+
+    def running_vm(self, server):
+        found = self.vm_of(server)
+        return found and found[1]['power_state'] == 'Running'
+
+    def wait_for(self, what, predicate, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.05)
+        self.fail('timed out waiting for %s' % what)
+
+    def test_the_boot_ends_when_neutron_reports_the_port_plugged(self):
+        self.flags(vif_plugging_timeout=30)
+        server = self.boot_on_port()
+        # xapi plugged the VIF at the start; Nova waits for Neutron.
+        self.wait_for('the VM to run', lambda: self.running_vm(server))
+        self.assertEqual('BUILD', self.api.get_server(server['id'])['status'])
+        self.api.create_server_external_events(
+            [
+                {
+                    'name': 'network-vif-plugged',
+                    'server_uuid': server['id'],
+                    'tag': self.port_id,
+                }
+            ]
+        )
+        self._wait_for_state_change(server, 'ACTIVE')
+
+    def test_a_port_never_reported_plugged_fails_the_boot_cleanly(self):
+        self.flags(vif_plugging_timeout=1)
+        self.flags(max_attempts=1, group='scheduler')
+        server = self._wait_for_state_change(self.boot_on_port(), 'ERROR')
+        self.assertIn('Virtual Interface creation failed', str(server))
+        self.assert_nothing_left(server['id'])
+
+    def test_without_is_fatal_a_timeout_only_warns(self):
+        self.flags(vif_plugging_timeout=1, vif_plugging_is_fatal=False)
+        server = self._wait_for_state_change(self.boot_on_port(), 'ACTIVE')
+        _, vm = self.vm_of(server)
+        self.assertEqual('Running', vm['power_state'])
+        self.assertIn('going on', self.stdlog.logger.output)
