@@ -28,10 +28,12 @@ The array listens on a loopback address only.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import ipaddress
 import json
 import os
 from pathlib import Path
+import shutil
 import socket
 import socketserver
 import threading
@@ -50,7 +52,11 @@ class StorageArray:
     """Targets with LUNs, reachable over one loopback portal."""
 
     def __init__(
-        self, root: str | os.PathLike, address: str = '127.0.0.1', port=0
+        self,
+        root: str | os.PathLike,
+        address: str = '127.0.0.1',
+        port=0,
+        admin_secret: str | None = None,
     ) -> None:
         if not ipaddress.ip_address(address).is_loopback:
             raise ValueError('the array listens on loopback only')
@@ -58,6 +64,7 @@ class StorageArray:
         self.root.mkdir(parents=True, exist_ok=True)
         self.address = address
         self._port = port
+        self._admin_secret = admin_secret
         self._lock = threading.Lock()
         self._state_file = self.root / 'targets.json'
         self._targets: dict[str, dict] = {}
@@ -114,6 +121,8 @@ class StorageArray:
         return '%s:%d' % (self.address, self.port)
 
     def _answer(self, request: dict) -> dict:
+        if request.get('op') == 'admin':
+            return self._admin(request)
         if request.get('op') == 'discover':
             # SendTargets discovery: every target's name, no auth.
             with self._lock:
@@ -144,6 +153,62 @@ class StorageArray:
             }
 
     # -- administration (what Cinder's driver does on the array) ---------
+
+    def _admin(self, request: dict) -> dict:
+        """The management interface a storage driver uses, over the same
+        TCP port: allowed with the array's admin secret only."""
+        secret = self._admin_secret
+        if not secret or not hmac.compare_digest(
+            str(request.get('secret', '')), secret
+        ):
+            return {'ok': False, 'error': 'auth'}
+        action, iqn = request.get('action'), str(request.get('iqn', ''))
+        try:
+            if action == 'add_target':
+                chap = request.get('chap')
+                self.add_target(iqn, chap=tuple(chap) if chap else None)
+                return {'ok': True}
+            if action == 'create_lun':
+                with self._lock:
+                    used = {int(n) for n in self._targets[iqn]['luns']}
+                lun = next(n for n in range(1, len(used) + 2) if n not in used)
+                scsi_id = self.create_lun(iqn, lun, int(request['size']))
+                return {'ok': True, 'lun': lun, 'scsi_id': scsi_id}
+            if action == 'extend_lun':
+                self.extend_lun(iqn, int(request['lun']), int(request['size']))
+                return {'ok': True}
+            if action == 'delete_lun':
+                self.delete_lun(iqn, int(request['lun']))
+                return {'ok': True}
+            if action == 'lun_path':
+                with self._lock:
+                    if (
+                        str(int(request['lun']))
+                        not in self._targets[iqn]['luns']
+                    ):
+                        raise KeyError(request['lun'])
+                return {
+                    'ok': True,
+                    'path': str(self._path(iqn, int(request['lun']))),
+                }
+            if action == 'stats':
+                with self._lock:
+                    luns = [
+                        lun
+                        for target in self._targets.values()
+                        for lun in target['luns'].values()
+                    ]
+                usage = shutil.disk_usage(self.root)
+                return {
+                    'ok': True,
+                    'allocated': sum(lun['size'] for lun in luns),
+                    'luns': len(luns),
+                    'total': usage.total,
+                    'free': usage.free,
+                }
+        except (KeyError, ValueError) as exc:
+            return {'ok': False, 'error': 'invalid', 'detail': str(exc)}
+        return {'ok': False, 'error': 'protocol'}
 
     def add_target(
         self, iqn: str, chap: tuple[str, str] | None = None
@@ -238,3 +303,29 @@ def login(
     if not line:
         raise ConnectionError('the portal closed the connection')
     return json.loads(line)
+
+
+def admin(
+    address: str,
+    port: int,
+    secret: str,
+    action: str,
+    timeout: float = 10.0,
+    **arguments,
+) -> dict:
+    """One management request to an array; raises ``ArrayError``."""
+    with socket.create_connection((address, port), timeout=timeout) as conn:
+        request = dict(arguments, op='admin', action=action, secret=secret)
+        conn.sendall(json.dumps(request).encode() + b'\n')
+        line = conn.makefile('rb').readline(MAX_LINE)
+    answer = json.loads(line) if line else {'ok': False, 'error': 'closed'}
+    if not answer.get('ok'):
+        raise ArrayError(
+            '%s refused by the array: %s %s'
+            % (action, answer.get('error'), answer.get('detail', ''))
+        )
+    return answer
+
+
+class ArrayError(Exception):
+    """The array refused a management request."""

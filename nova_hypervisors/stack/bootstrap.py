@@ -164,6 +164,21 @@ class Steps:
         )
         self._mark('placement')
 
+    def cinder(self) -> None:
+        if self.is_done('cinder'):
+            return
+        self.run(
+            'cinder-manage db sync',
+            [
+                self.venv.script('cinder-manage'),
+                '--config-file',
+                str(self.layout.etc / 'cinder' / 'cinder.conf'),
+                'db',
+                'sync',
+            ],
+        )
+        self._mark('cinder')
+
     def nova_manage(self, *args: str) -> list[str]:
         return [
             self.venv.script('nova-manage'),
@@ -211,6 +226,7 @@ class Steps:
             ('placement', 'placement'),
             ('compute', 'nova'),
             ('network', 'neutron'),
+            ('volumev3', 'cinderv3'),
         ):
             client.ensure_service(service_type, name, urls[service_type])
         project = client.ensure(

@@ -44,6 +44,7 @@ def service_urls(spec: stack_layout.Spec) -> dict[str, str]:
         'placement': f'{base}:{spec.port("placement")}',
         'compute': f'{base}:{spec.port("nova-api")}/v2.1',
         'network': f'{base}:{spec.port("neutron")}',
+        'volumev3': f'{base}:{spec.port("cinder")}/v3',
     }
 
 
@@ -149,6 +150,73 @@ def write_glance(
     )
 
 
+def write_cinder(
+    layout: stack_layout.Layout,
+    spec: stack_layout.Spec,
+    secrets: dict[str, str],
+    venv_etc: pathlib.Path,
+) -> pathlib.Path:
+    """cinder.conf for cinder-api, -scheduler and -volume, with one
+    backend: the stack's simulated iSCSI array (``stack/cinder_array.py``).
+    """
+    etc = layout.etc_dir('cinder')
+    data = layout.data_dir('cinder')
+    _copy_shipped(venv_etc / 'cinder' / 'api-paste.ini', etc)
+    _copy_shipped(venv_etc / 'cinder' / 'resource_filters.json', etc)
+    return inifile.write(
+        etc / 'cinder.conf',
+        {
+            'DEFAULT': {
+                'debug': False,
+                'transport_url': rabbitmq.transport_url(spec, secrets),
+                'my_ip': stack_layout.LOOPBACK,
+                'host': 'cinder',
+                'state_path': data,
+                'auth_strategy': 'keystone',
+                'api_paste_config': etc / 'api-paste.ini',
+                'osapi_volume_listen': stack_layout.LOOPBACK,
+                'osapi_volume_listen_port': spec.port('cinder'),
+                'enabled_backends': 'array',
+                'default_volume_type': '__DEFAULT__',
+                'glance_api_servers': service_urls(spec)['image'],
+                'storage_availability_zone': 'nova',
+                'resource_query_filters_file': etc / 'resource_filters.json',
+            },
+            'database': {
+                'connection': mariadb.url(layout, spec, secrets, 'cinder')
+            },
+            'keystone_authtoken': _authtoken(spec, secrets, 'cinder'),
+            'oslo_concurrency': {'lock_path': data / 'locks'},
+            'nova': _service_auth(spec, secrets, 'cinder'),
+            'array': {
+                '#1': 'The simulated iSCSI array (nova-hypervisors '
+                'iscsi-array); Cinder loads its driver by name.',
+                'volume_driver': 'nova_hypervisors.stack.cinder_array.'
+                'SimulatedArrayISCSIDriver',
+                'volume_backend_name': 'simulated-iscsi-array',
+                'array_address': stack_layout.LOOPBACK,
+                'array_port': spec.port('iscsi-array'),
+                'array_admin_secret': secrets['array'],
+                'array_target_iqn': stack_layout.VOLUME_TARGET_IQN,
+                'array_chap_username': 'stack-chap',
+                'array_chap_password': secrets['chap'],
+            },
+        },
+        HEADER,
+    )
+
+
+def write_cinder_service(
+    layout: stack_layout.Layout, service: str
+) -> pathlib.Path:
+    """The per-process file of cinder-api, -scheduler or -volume."""
+    return inifile.write(
+        layout.etc_dir('cinder') / f'{service}.conf',
+        {'DEFAULT': {'log_file': layout.log / f'{service}.log'}},
+        HEADER,
+    )
+
+
 def write_placement(
     layout: stack_layout.Layout,
     spec: stack_layout.Spec,
@@ -190,7 +258,10 @@ def _nova_common(
             'service_metadata_proxy': False,
         },
         'glance': {'region_name': stack_layout.REGION},
-        'cinder': {'os_region_name': stack_layout.REGION},
+        'cinder': {
+            'os_region_name': stack_layout.REGION,
+            'catalog_info': 'volumev3:cinderv3:publicURL',
+        },
         'notifications': {
             '#1': 'Versioned notifications carry aggregate changes to the '
             'nova-hypervisors pool agent.',

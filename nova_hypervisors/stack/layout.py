@@ -34,6 +34,9 @@ DEFAULT_PORTS = {
     'nova-api': 8774,
     'neutron': 9696,
     'xapi-sim': 8680,
+    'cinder': 8776,
+    # An iSCSI portal's port is 3260; one an unprivileged user can bind.
+    'iscsi-array': 13260,
 }
 
 # Compute driver choices: ours (the default) or Nova's fake driver, which
@@ -47,7 +50,9 @@ VMWARE_DRIVER = 'nova_hypervisors.vmwareapi.VCDriver'
 # way a real driver's node must; plain FakeDriver invents a new UUID.
 FAKE_DRIVER = 'fake.FakeDriverWithoutFakeNodes'
 
-SERVICE_USERS = ('glance', 'placement', 'nova')
+SERVICE_USERS = ('glance', 'placement', 'nova', 'cinder')
+#: The target every Cinder volume of the stack is a LUN of.
+VOLUME_TARGET_IQN = 'iqn.2010-10.org.openstack:nova-hypervisors-stack'
 
 
 def default_state_dir() -> pathlib.Path:
@@ -143,9 +148,9 @@ class Layout:
                     f'{self.secrets_file} is not valid JSON ({error}); '
                     'restore it or remove the whole state directory'
                 ) from None
-        database_users = ('keystone', 'glance', 'placement', 'nova')
+        database_users = ('keystone', 'glance', 'placement', 'nova', 'cinder')
         wanted = (
-            ['admin', 'rabbitmq', 'xenserver', 'vcenter']
+            ['admin', 'rabbitmq', 'xenserver', 'vcenter', 'array', 'chap']
             + [f'db_{user}' for user in database_users]
             + [f'service_{user}' for user in SERVICE_USERS]
         )

@@ -27,6 +27,7 @@ OWNERS = {
     'nova_api': 'nova',
     'nova': 'nova',
     'nova_cell0': 'nova',
+    'cinder': 'cinder',
 }
 
 

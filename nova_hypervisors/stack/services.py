@@ -17,6 +17,10 @@ SCHEDULER = 'nova-scheduler'
 POOL_AGENT = 'pool-agent'
 XAPI_SIM = 'xapi-sim'
 VCSIM = 'vcsim'
+ISCSI_ARRAY = 'iscsi-array'
+CINDER_API = 'cinder-api'
+CINDER_SCHEDULER = 'cinder-scheduler'
+CINDER_VOLUME = 'cinder-volume'
 COMPUTE_PREFIX = 'nova-compute-'
 
 # Stopped wave after wave, each wave in parallel: computes and the pool
@@ -24,7 +28,11 @@ COMPUTE_PREFIX = 'nova-compute-'
 # the database last, so nothing loses a dependency while it still works.
 STOP_WAVES = (
     (POOL_AGENT,),
+    (CINDER_VOLUME,),
     (
+        CINDER_API,
+        CINDER_SCHEDULER,
+        ISCSI_ARRAY,
         SCHEDULER,
         CONDUCTOR,
         NOVA_API,

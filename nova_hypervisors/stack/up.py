@@ -139,6 +139,8 @@ def _check_ports(ctx: Context) -> None:
         'nova-api': [names.NOVA_API],
         'neutron': [names.NEUTRON],
         'xapi-sim': [names.XAPI_SIM],
+        'cinder': [names.CINDER_API],
+        'iscsi-array': [names.ISCSI_ARRAY],
     }
     if names.XAPI_SIM not in stack_computes.simulators(ctx.spec):
         owners.pop('xapi-sim')
@@ -169,6 +171,13 @@ def _write_configs(ctx: Context) -> None:
     configs.write_keystone(ctx.layout, ctx.spec, ctx.secrets)
     configs.write_glance(ctx.layout, ctx.spec, ctx.secrets, venv_etc)
     configs.write_placement(ctx.layout, ctx.spec, ctx.secrets)
+    configs.write_cinder(ctx.layout, ctx.spec, ctx.secrets, venv_etc)
+    for service in (
+        names.CINDER_API,
+        names.CINDER_SCHEDULER,
+        names.CINDER_VOLUME,
+    ):
+        configs.write_cinder_service(ctx.layout, service)
     configs.write_nova(ctx.layout, ctx.spec, ctx.secrets, venv_etc)
     for service in (names.NOVA_API, names.CONDUCTOR, names.SCHEDULER):
         configs.write_nova_service(ctx.layout, service)
@@ -224,12 +233,19 @@ def _start_services(
             broker.result()
             _start_pool_agent(ctx)
 
+        def cinder() -> None:
+            database.result()
+            steps.cinder()
+            broker.result()
+            _start_cinder(ctx)
+
         tasks += [
             keystone_ready,
             pool.submit(api, names.GLANCE, steps.glance),
             pool.submit(api, names.PLACEMENT, steps.placement),
             pool.submit(nova),
             pool.submit(pool_agent),
+            pool.submit(cinder),
         ]
         _first_failure(tasks)
         return keystone_ready.result()
@@ -334,6 +350,7 @@ def _api_url(ctx: Context, name: str) -> str:
         names.GLANCE: urls['image'],
         names.PLACEMENT: urls['placement'],
         names.NOVA_API: urls['compute'].rsplit('/', 1)[0],
+        names.CINDER_API: urls['volumev3'].rsplit('/', 1)[0],
     }[name]
 
 
@@ -371,6 +388,51 @@ def _start_nova(ctx: Context) -> None:
     _start_api(ctx, names.NOVA_API)
     _wait_consumers(ctx, ['conductor', 'scheduler'])
     ctx.report('nova-conductor and nova-scheduler consuming')
+
+
+def _start_cinder(ctx: Context) -> None:
+    """The simulated iSCSI array, then cinder-api, -scheduler, -volume."""
+    if not ctx.supervisor.running(names.ISCSI_ARRAY):
+        array = ctx.supervisor.start(
+            names.ISCSI_ARRAY,
+            [
+                ctx.venv.script('nova-hypervisors'),
+                'iscsi-array',
+                '--port',
+                str(ctx.spec.port('iscsi-array')),
+                '--state-dir',
+                str(ctx.layout.data_dir('iscsi-array')),
+                '--password-file',
+                str(ctx.layout.secret_file('array')),
+            ],
+            env=ctx.env,
+            listen=(ctx.spec.port('iscsi-array'),),
+        )
+        _wait_output(ctx, array, 'portal', timeout=60)
+    cinder_conf = str(ctx.layout.etc / 'cinder' / 'cinder.conf')
+    for daemon in (names.CINDER_SCHEDULER, names.CINDER_VOLUME):
+        if not ctx.supervisor.running(daemon):
+            ctx.supervisor.start(
+                daemon,
+                [
+                    ctx.venv.script(daemon),
+                    '--config-file',
+                    cinder_conf,
+                    '--config-file',
+                    str(ctx.layout.etc / 'cinder' / f'{daemon}.conf'),
+                ],
+                env=ctx.env,
+            )
+    _start_api(ctx, names.CINDER_API)
+    _wait_consumers(
+        ctx,
+        ['cinder-scheduler', 'cinder-volume'],
+        [names.CINDER_SCHEDULER, names.CINDER_VOLUME],
+    )
+    ctx.report(
+        'cinder-scheduler and cinder-volume consuming (backend: the '
+        'simulated iSCSI array)'
+    )
 
 
 def _start_pool_agent(ctx: Context) -> None:

@@ -40,6 +40,7 @@ REQUIREMENTS = (
     'keystone>=30.0.0,<31',
     'glance>=33.0.0,<34',
     'openstack-placement>=16.0.0,<17',
+    'cinder>=29.0.0,<30',
     'python-openstackclient>=10.5.0',
     # "openstack resource provider ...": what placement was told.
     'osc-placement>=4.0.0',

@@ -10,6 +10,7 @@ socket is shared by every instance of one user).
 """
 
 import dataclasses
+import json
 import time
 import urllib.error
 import urllib.request
@@ -28,6 +29,9 @@ class WsgiService:
     env: tuple[tuple[str, str], ...]
     # An unauthenticated URL path answering once the app is loaded.
     probe: str = '/'
+    # Arguments the application parses with oslo.config (for projects
+    # whose WSGI module reads its files from sys.argv, as Cinder's does).
+    argv: tuple[str, ...] = ()
 
 
 def services(layout: stack_layout.Layout) -> dict[str, WsgiService]:
@@ -53,6 +57,18 @@ def services(layout: stack_layout.Layout) -> dict[str, WsgiService]:
                 'placement',
                 'placement.wsgi.api',
                 (('OS_PLACEMENT_CONFIG_DIR', str(etc / 'placement')),),
+            ),
+            WsgiService(
+                'cinder-api',
+                'cinder',
+                'cinder.wsgi.api',
+                (),
+                argv=(
+                    '--config-file',
+                    str(etc / 'cinder' / 'cinder.conf'),
+                    '--config-file',
+                    str(etc / 'cinder' / 'cinder-api.conf'),
+                ),
             ),
             WsgiService(
                 'nova-api',
@@ -105,6 +121,8 @@ def start(
         'nova_hypervisors.stack.wsgi_app:application',
     ]
     service_env = dict(env, NOVA_HYPERVISORS_WSGI_APP=service.app)
+    if service.argv:
+        service_env['NOVA_HYPERVISORS_WSGI_ARGV'] = json.dumps(service.argv)
     service_env.update(service.env)
     return supervisor.start(
         service.name, argv, env=service_env, listen=(port,)

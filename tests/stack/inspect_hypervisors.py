@@ -6,6 +6,7 @@ needs neither client::
 
     python inspect_hypervisors.py xen-pool <run/xapi-sim.connection.json>
     python inspect_hypervisors.py xen-vms <run/xapi-sim.connection.json>
+    python inspect_hypervisors.py xen-volumes <run/xapi-sim.connection.json>
     python inspect_hypervisors.py vcenter-vms <run/vcsim.connection.json>
 """
 
@@ -84,6 +85,42 @@ def xen_vms(facts: dict) -> dict:
     return found
 
 
+def xen_volumes(facts: dict) -> dict:
+    """Cinder volumes as the pool sees them: iscsi SRs (with the hosts
+    whose PBD is plugged) and the VBDs carrying a Nova volume id."""
+    import XenAPI
+
+    for host in facts['hosts']:
+        try:
+            session = _xen_login(host, facts.get('ca_file'))
+        except XenAPI.Failure:
+            continue
+        try:
+            api = session.xenapi
+            srs = {}
+            for sr in api.SR.get_all_records().values():
+                if sr['type'] != 'iscsi':
+                    continue
+                srs[sr['name_label']] = sorted(
+                    api.host.get_name_label(api.PBD.get_host(pbd))
+                    for pbd in sr['PBDs']
+                    if api.PBD.get_currently_attached(pbd)
+                )
+            vbds = {}
+            for vbd in api.VBD.get_all_records().values():
+                volume = vbd['other_config'].get('nova_volume_id')
+                if volume:
+                    vbds[volume] = {
+                        'vm': api.VM.get_name_label(vbd['VM']),
+                        'userdevice': vbd['userdevice'],
+                        'attached': vbd['currently_attached'],
+                    }
+            return {'srs': srs, 'vbds': vbds}
+        finally:
+            session.xenapi.session.logout()
+    return {}
+
+
 def vcenter_vms(facts: dict) -> dict:
     from pyVim import connect
     from pyVmomi import vim
@@ -124,6 +161,7 @@ def main() -> int:
     handler = {
         'xen-pool': xen_pool,
         'xen-vms': xen_vms,
+        'xen-volumes': xen_volumes,
         'vcenter-vms': vcenter_vms,
     }[action]
     print(json.dumps(handler(facts)))

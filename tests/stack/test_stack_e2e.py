@@ -424,6 +424,60 @@ def test_08_live_migrate_within_the_pool(cloud, step):
     assert server['OS-EXT-SRV-ATTR:host'] == target, server
 
 
+def _wait_volume(cloud, name: str, status: str, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while True:
+        volume = cloud.openstack('volume', 'show', name)
+        if volume['status'] == status:
+            return volume
+        if volume['status'].startswith('error') or time.monotonic() > deadline:
+            raise AssertionError(f'volume {name}: {volume}')
+        time.sleep(1)
+
+
+@needs('08_live_migrate_within_the_pool')
+def test_08b_cinder_volumes_on_the_pool(cloud, step):
+    """A real Cinder (API, scheduler, volume service) with the simulated
+    iSCSI array as backend: a volume attached to a running server (the
+    host logs in to the array's portal), detached, then booted from."""
+    if FAKE:
+        pytest.skip('the fake driver attaches no volumes')
+    cloud.openstack('volume', 'create', '--size', '1', 'e2e-vol')
+    volume = _wait_volume(cloud, 'e2e-vol', 'available')
+    cloud.openstack(
+        'server', 'add', 'volume', 'e2e-pool-1', 'e2e-vol', parse=False
+    )
+    _wait_volume(cloud, 'e2e-vol', 'in-use')
+    seen = cloud.inspect('xen-volumes', 'xapi-sim')
+    _say(f'  after server add volume: {seen}')
+    vbd = seen['vbds'][volume['id']]
+    assert vbd['attached'], seen
+    assert len(seen['srs']) == 1, seen
+    cloud.openstack(
+        'server', 'remove', 'volume', 'e2e-pool-1', 'e2e-vol', parse=False
+    )
+    _wait_volume(cloud, 'e2e-vol', 'available')
+    seen = cloud.inspect('xen-volumes', 'xapi-sim')
+    assert seen == {'srs': {}, 'vbds': {}}, seen
+    cloud.openstack('volume', 'set', '--bootable', 'e2e-vol', parse=False)
+    cloud.openstack(
+        'server', 'create', '--flavor', 'e2e.small', '--volume', 'e2e-vol',
+        '--nic', 'none', 'e2e-bfv',
+    )  # fmt: skip
+    cloud.wait_server('e2e-bfv', 'ACTIVE')
+    seen = cloud.inspect('xen-volumes', 'xapi-sim')
+    _say(f'  booted from the volume: {seen}')
+    assert seen['vbds'][volume['id']]['userdevice'] == '0', seen
+    cloud.openstack('server', 'delete', '--wait', 'e2e-bfv', parse=False)
+    _wait_volume(cloud, 'e2e-vol', 'available')
+    cloud.openstack('volume', 'delete', 'e2e-vol', parse=False)
+    deadline = time.monotonic() + 60
+    while cloud.openstack('volume', 'list') and time.monotonic() < deadline:
+        time.sleep(1)
+    assert cloud.openstack('volume', 'list') == []
+    assert cloud.inspect('xen-volumes', 'xapi-sim') == {'srs': {}, 'vbds': {}}
+
+
 @needs('07_boot_servers_on_the_pool')
 def test_09_image_from_a_server(cloud, step):
     if FAKE:

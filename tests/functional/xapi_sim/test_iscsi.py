@@ -192,3 +192,46 @@ def test_an_unknown_sr_type_is_refused_on_introduce(xapi):
         xapi.SR.introduce, '', 'x', '', 'nosuchdriver', '', True, {}
     )
     assert details == ['SR_UNKNOWN_DRIVER', 'nosuchdriver']
+
+
+def test_the_arrays_management_needs_its_secret(tmp_path):
+    """What a Cinder driver does on the array (create, grow, delete LUNs)
+    is refused without the admin secret."""
+    array = iscsi_target.StorageArray(
+        tmp_path / 'managed', admin_secret='s3cret'
+    ).start()
+    try:
+        with pytest.raises(iscsi_target.ArrayError):
+            iscsi_target.admin(
+                array.address, array.port, 'wrong', 'add_target', iqn=IQN
+            )
+        iscsi_target.admin(
+            array.address, array.port, 's3cret', 'add_target', iqn=IQN
+        )
+        created = iscsi_target.admin(
+            array.address,
+            array.port,
+            's3cret',
+            'create_lun',
+            iqn=IQN,
+            size=GIB,
+        )
+        assert created['lun'] == 1
+        assert array.lun(IQN, 1)['scsi_id'] == created['scsi_id']
+        iscsi_target.admin(
+            array.address,
+            array.port,
+            's3cret',
+            'extend_lun',
+            iqn=IQN,
+            lun=1,
+            size=2 * GIB,
+        )
+        assert array.lun(IQN, 1)['size'] == 2 * GIB
+        iscsi_target.admin(
+            array.address, array.port, 's3cret', 'delete_lun', iqn=IQN, lun=1
+        )
+        with pytest.raises(KeyError):
+            array.lun(IQN, 1)
+    finally:
+        array.stop()
