@@ -19,10 +19,10 @@ With ``--in-tree``, Nova 34's own VMware driver (``nova.virt.vmwareapi``,
 which needs ``pip install oslo.vmware``) does the same on the same vcsim in
 the same run, and a last table gives in-tree's time over ours for each
 operation.  oslo.vmware speaks SOAP through suds, which needs the vSphere
-WSDL: vCenter serves it, vcsim does not, so ``vim_wsdl.py`` writes one
-from pyVmomi's type registry.  Two things vcsim 0.24.2 lacks are skipped
-for in-tree: registering its vCenter extension (``ExtensionManager.
-FindExtension`` is not implemented) and Nova's RPC client, which its
+WSDL: vCenter serves it, vcsim does not, so ``simulators/vcsim/wsdl.py``
+writes one from pyVmomi's type registry.  Two things are skipped for
+in-tree: registering its vCenter extension (vcsim has
+``ExtensionManager`` since our patch 0019) and Nova's RPC client, which its
 constructor makes for rescue.  Every request of in-tree's is counted,
 its task polls (another green thread) included.
 
@@ -36,7 +36,6 @@ import contextlib
 import http.client
 import pathlib
 import socket
-import sys
 import tempfile
 import threading
 import time
@@ -323,8 +322,7 @@ def main() -> None:
     CONF([], project='nova', default_config_files=[])
     wsdl = None
     if args.in_tree:
-        sys.path.insert(0, str(pathlib.Path(__file__).parent))
-        import vim_wsdl
+        from nova_hypervisors.simulators.vcsim import wsdl as vim_wsdl
 
         wsdl = vim_wsdl.write(pathlib.Path(tempfile.mkdtemp()))
     by_size = {}

@@ -155,10 +155,48 @@ def write_cinder(
     spec: stack_layout.Spec,
     secrets: dict[str, str],
     venv_etc: pathlib.Path,
+    vcenter: dict | None = None,
+    wsdl: pathlib.Path | None = None,
 ) -> pathlib.Path:
-    """cinder.conf for cinder-api, -scheduler and -volume, with one
-    backend: the stack's simulated iSCSI array (``stack/cinder_array.py``).
+    """cinder.conf for cinder-api, -scheduler and -volume.
+
+    Backend ``array``: the stack's simulated iSCSI array
+    (``stack/cinder_array.py``), for the XenServer pool.  Backend
+    ``vcenter``, when vcsim runs (``vcenter``: its connection facts):
+    Cinder's own VMware VMDK driver, with the vSphere WSDL written from
+    pyVmomi (``wsdl``), which vcsim does not serve.
     """
+    backends = {
+        'array': {
+            '#1': 'The simulated iSCSI array (nova-hypervisors '
+            'iscsi-array); Cinder loads its driver by name.',
+            'volume_driver': 'nova_hypervisors.stack.cinder_array.'
+            'SimulatedArrayISCSIDriver',
+            'volume_backend_name': ARRAY_BACKEND,
+            'array_address': stack_layout.LOOPBACK,
+            'array_port': spec.port('iscsi-array'),
+            'array_admin_secret': secrets['array'],
+            'array_target_iqn': stack_layout.VOLUME_TARGET_IQN,
+            'array_chap_username': 'stack-chap',
+            'array_chap_password': secrets['chap'],
+        }
+    }
+    if vcenter and wsdl:
+        backends['vcenter'] = {
+            'volume_driver': 'cinder.volume.drivers.vmware.vmdk.'
+            'VMwareVcVmdkDriver',
+            'volume_backend_name': VMDK_BACKEND,
+            'vmware_host_ip': vcenter['host'],
+            'vmware_host_port': vcenter['port'],
+            'vmware_host_username': vcenter['username'],
+            'vmware_host_password': vcenter['password'],
+            'vmware_wsdl_location': wsdl.as_uri(),
+            'vmware_cluster_name': 'DC0_C0',
+        }
+        if vcenter.get('ca_file'):
+            backends['vcenter']['vmware_ca_file'] = vcenter['ca_file']
+        else:
+            backends['vcenter']['vmware_insecure'] = True
     etc = layout.etc_dir('cinder')
     data = layout.data_dir('cinder')
     _copy_shipped(venv_etc / 'cinder' / 'api-paste.ini', etc)
@@ -176,7 +214,7 @@ def write_cinder(
                 'api_paste_config': etc / 'api-paste.ini',
                 'osapi_volume_listen': stack_layout.LOOPBACK,
                 'osapi_volume_listen_port': spec.port('cinder'),
-                'enabled_backends': 'array',
+                'enabled_backends': ','.join(backends),
                 'default_volume_type': '__DEFAULT__',
                 'glance_api_servers': service_urls(spec)['image'],
                 'storage_availability_zone': 'nova',
@@ -188,22 +226,15 @@ def write_cinder(
             'keystone_authtoken': _authtoken(spec, secrets, 'cinder'),
             'oslo_concurrency': {'lock_path': data / 'locks'},
             'nova': _service_auth(spec, secrets, 'cinder'),
-            'array': {
-                '#1': 'The simulated iSCSI array (nova-hypervisors '
-                'iscsi-array); Cinder loads its driver by name.',
-                'volume_driver': 'nova_hypervisors.stack.cinder_array.'
-                'SimulatedArrayISCSIDriver',
-                'volume_backend_name': 'simulated-iscsi-array',
-                'array_address': stack_layout.LOOPBACK,
-                'array_port': spec.port('iscsi-array'),
-                'array_admin_secret': secrets['array'],
-                'array_target_iqn': stack_layout.VOLUME_TARGET_IQN,
-                'array_chap_username': 'stack-chap',
-                'array_chap_password': secrets['chap'],
-            },
+            **backends,
         },
         HEADER,
     )
+
+
+#: volume_backend_name of each backend (a volume type's property picks one).
+ARRAY_BACKEND = 'simulated-iscsi-array'
+VMDK_BACKEND = 'vcenter-vmdk'
 
 
 def write_cinder_service(

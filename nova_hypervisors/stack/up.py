@@ -201,11 +201,12 @@ def _start_services(
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
         database = pool.submit(_start_database, ctx)
         broker = pool.submit(_start_broker, ctx)
+        simulators = pool.submit(_start_simulators, ctx)
         tasks = [
             database,
             broker,
             pool.submit(_start_neutron, ctx),
-            pool.submit(_start_simulators, ctx),
+            simulators,
         ]
         catalog_known = steps.catalog_done()
 
@@ -237,6 +238,7 @@ def _start_services(
             database.result()
             steps.cinder()
             broker.result()
+            simulators.result()
             _start_cinder(ctx)
 
         tasks += [
@@ -391,7 +393,26 @@ def _start_nova(ctx: Context) -> None:
 
 
 def _start_cinder(ctx: Context) -> None:
-    """The simulated iSCSI array, then cinder-api, -scheduler, -volume."""
+    """The simulated iSCSI array, then cinder-api, -scheduler, -volume.
+
+    With vcsim running, cinder.conf gets the ``vcenter`` backend too (its
+    connection facts exist only now) and the WSDL it needs.
+    """
+    if names.VCSIM in stack_computes.simulators(
+        ctx.spec
+    ) and not ctx.supervisor.running(names.CINDER_VOLUME):
+        # pyVmomi is in the services' venv, where stack up runs; the
+        # stack's own test env imports this module without it.
+        from nova_hypervisors.simulators.vcsim import wsdl as vim_wsdl
+
+        configs.write_cinder(
+            ctx.layout,
+            ctx.spec,
+            ctx.secrets,
+            ctx.venv.path / 'etc',
+            vcenter=stack_computes.facts(ctx.layout, names.VCSIM),
+            wsdl=vim_wsdl.write(ctx.layout.data_dir('cinder') / 'vim25'),
+        )
     if not ctx.supervisor.running(names.ISCSI_ARRAY):
         array = ctx.supervisor.start(
             names.ISCSI_ARRAY,
@@ -429,9 +450,13 @@ def _start_cinder(ctx: Context) -> None:
         ['cinder-scheduler', 'cinder-volume'],
         [names.CINDER_SCHEDULER, names.CINDER_VOLUME],
     )
+    backends = ['the simulated iSCSI array']
+    if names.VCSIM in stack_computes.simulators(ctx.spec):
+        backends.append("vcsim's cluster (Cinder's VMDK driver)")
     ctx.report(
-        'cinder-scheduler and cinder-volume consuming (backend: the '
-        'simulated iSCSI array)'
+        'cinder-scheduler and cinder-volume consuming (backends: '
+        + ', '.join(backends)
+        + ')'
     )
 
 

@@ -114,6 +114,13 @@ def start(
         '300',
         '--graceful-timeout',
         '5',
+        # No keep-alive: gunicorn closes an idle connection after 2 s by
+        # default, just when the openstack CLI's 2 s "--wait" poll reuses
+        # it, and the request then meets a closed socket
+        # (RemoteDisconnected).  A fresh connection per request is cheap
+        # on loopback.
+        '--keep-alive',
+        '0',
         '--access-logfile',
         str(layout.log / f'{service.name}-access.log'),
         '--control-socket',

@@ -143,13 +143,24 @@ def vcenter_vms(facts: dict) -> dict:
         )
         # Nova's VMs carry Nova's managedBy; the others (the cluster's
         # agent VMs) are not Nova's to create or delete.
-        nova, others = [], []
+        nova, others, disks = [], [], {}
         for vm in view.view:
             owner = getattr(vm.config, 'managedBy', None)
             mine = getattr(owner, 'extensionKey', None) == NOVA_EXTENSION_KEY
             (nova if mine else others).append(vm.name)
+            if mine:
+                # Named "<display name> (<uuid>)": keyed by display name.
+                disks[vm.name.rsplit(' (', 1)[0]] = [
+                    device.backing.fileName
+                    for device in vm.config.hardware.device
+                    if isinstance(device, vim.vm.device.VirtualDisk)
+                ]
         view.Destroy()
-        return {'vms': sorted(nova), 'others': sorted(others)}
+        return {
+            'vms': sorted(nova),
+            'others': sorted(others),
+            'disks': disks,
+        }
     finally:
         connect.Disconnect(service)
 

@@ -424,6 +424,14 @@ def test_08_live_migrate_within_the_pool(cloud, step):
     assert server['OS-EXT-SRV-ATTR:host'] == target, server
 
 
+def _volume_type(cloud, name: str, backend: str) -> None:
+    """A volume type whose volumes go to one backend of the stack."""
+    cloud.openstack(
+        'volume', 'type', 'create', '--property',
+        f'volume_backend_name={backend}', name,
+    )  # fmt: skip
+
+
 def _wait_volume(cloud, name: str, status: str, timeout: float = 120):
     deadline = time.monotonic() + timeout
     while True:
@@ -442,7 +450,10 @@ def test_08b_cinder_volumes_on_the_pool(cloud, step):
     host logs in to the array's portal), detached, then booted from."""
     if FAKE:
         pytest.skip('the fake driver attaches no volumes')
-    cloud.openstack('volume', 'create', '--size', '1', 'e2e-vol')
+    _volume_type(cloud, 'e2e-array', 'simulated-iscsi-array')
+    cloud.openstack(
+        'volume', 'create', '--size', '1', '--type', 'e2e-array', 'e2e-vol'
+    )
     volume = _wait_volume(cloud, 'e2e-vol', 'available')
     cloud.openstack(
         'server', 'add', 'volume', 'e2e-pool-1', 'e2e-vol', parse=False
@@ -505,6 +516,42 @@ def test_10_boot_on_the_vcenter_cluster(cloud, step):
         seen = cloud.inspect('vcenter-vms', 'vcsim')
         _say(f'  VMs in vCenter: {seen}')
         assert seen['vms']
+
+
+@needs('10_boot_on_the_vcenter_cluster')
+def test_10b_cinder_vmdk_volume_on_the_vcenter_cluster(cloud, step):
+    """Cinder's own VMware VMDK driver on vcsim: the volume becomes a
+    shadow VM's disk when Nova attaches it (connector with the instance's
+    moref), and the disk is added to and removed from the server's VM."""
+    if FAKE:
+        pytest.skip('the fake driver attaches no volumes')
+    _volume_type(cloud, 'e2e-vmdk', 'vcenter-vmdk')
+    cloud.openstack(
+        'volume', 'create', '--size', '1', '--type', 'e2e-vmdk', 'e2e-vc-vol'
+    )
+    _wait_volume(cloud, 'e2e-vc-vol', 'available')
+    before = cloud.inspect('vcenter-vms', 'vcsim')
+    cloud.openstack(
+        'server', 'add', 'volume', 'e2e-vcenter', 'e2e-vc-vol', parse=False
+    )
+    _wait_volume(cloud, 'e2e-vc-vol', 'in-use')
+    seen = cloud.inspect('vcenter-vms', 'vcsim')
+    _say(f'  after server add volume: {seen}')
+    disks = seen['disks']['e2e-vcenter']
+    assert any('volume-' in disk for disk in disks), seen
+    cloud.openstack(
+        'server', 'remove', 'volume', 'e2e-vcenter', 'e2e-vc-vol', parse=False
+    )
+    _wait_volume(cloud, 'e2e-vc-vol', 'available')
+    seen = cloud.inspect('vcenter-vms', 'vcsim')
+    assert not any('volume-' in d for d in seen['disks']['e2e-vcenter'])
+    cloud.openstack('volume', 'delete', 'e2e-vc-vol', parse=False)
+    deadline = time.monotonic() + 60
+    while cloud.openstack('volume', 'list') and time.monotonic() < deadline:
+        time.sleep(1)
+    assert cloud.openstack('volume', 'list') == []
+    after = cloud.inspect('vcenter-vms', 'vcsim')
+    assert after['others'] == before['others'], after
 
 
 @needs('03_image_from_real_bytes')

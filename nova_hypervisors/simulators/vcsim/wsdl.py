@@ -17,7 +17,10 @@ one document/literal ``vimService.wsdl`` whose schema has
 
 and a message, port type operation and binding operation per method.
 
-    python benchmarks/vim_wsdl.py DIRECTORY
+    python -m nova_hypervisors.simulators.vcsim.wsdl DIRECTORY
+
+The benchmark runs Nova's in-tree driver with it, and the stack's Cinder
+VMDK driver (``vmware_wsdl_location``).
 """
 
 import argparse
