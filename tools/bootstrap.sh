@@ -1,11 +1,12 @@
 # Sourced by tools/test.sh and tools/demo.sh: installs what a fresh Debian
 # machine lacks, once.  Debian packages: Go and govmomi's source build VMware's
-# vcsim; RabbitMQ carries Nova's notifications to the pool agent.  Python
+# vcsim; RabbitMQ carries Nova's notifications to the pool agent; Open
+# vSwitch is each simulated XenServer host's switch.  Python
 # packages live in tox's own environments, built from requirements files.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DEBIAN_PACKAGES="golang-go golang-github-vmware-govmomi-dev rabbitmq-server mariadb-server genisoimage git"
+DEBIAN_PACKAGES="golang-go golang-github-vmware-govmomi-dev rabbitmq-server mariadb-server genisoimage git openvswitch-switch"
 TOOLS_VENV="${NOVA_HYPERVISORS_TOOLS_VENV:-$REPO/.venv}"
 
 missing_debian_packages() {

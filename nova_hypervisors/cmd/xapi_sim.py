@@ -77,6 +77,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     password.add_argument(passwords)
     parser.add_argument(
+        '--ovsdb',
+        action='append',
+        default=[],
+        metavar='HOST=SOCKET',
+        help="a host's Open vSwitch database socket (repeatable): that "
+        "host's plugged VIFs become ports of its switch, as xapi's vif "
+        'script makes them',
+    )
+    parser.add_argument(
         '--local-storage-only',
         action='store_true',
         help='no shared SR: every host has only its local SR, and the '
@@ -86,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nova_hypervisors.simulators.xapi import SimulatedPool
+    from nova_hypervisors.simulators.xapi import switches
 
     if args.state_dir:
         try:
@@ -104,18 +113,24 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    sim = SimulatedPool(
-        hosts=args.hosts,
-        state_dir=args.state_dir,
-        pooled=args.pooled,
-        port=args.port,
-        host_memory_mib=args.host_memory_mib,
-        password=args.password or password.read(args.password_file),
-        shared_sr=not args.local_storage_only,
-    )
+    ovsdb = {}
+    for item in args.ovsdb:
+        host, _, socket_path = item.partition('=')
+        if not host or not socket_path:
+            print(
+                'xapi-sim: --ovsdb takes HOST=SOCKET, not %r' % item,
+                file=sys.stderr,
+            )
+            return 2
+        ovsdb[host] = socket_path
+    try:
+        sim = _simulator(args, ovsdb)
+    except ValueError as exc:
+        print('xapi-sim: %s' % exc, file=sys.stderr)
+        return 2
     try:
         sim.start()
-    except OSError as exc:
+    except (OSError, switches.SwitchError) as exc:
         print('xapi-sim: %s' % exc, file=sys.stderr)
         sim.stop()
         return 1
@@ -137,3 +152,18 @@ def run(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def _simulator(args: argparse.Namespace, ovsdb: dict[str, str]):
+    from nova_hypervisors.simulators.xapi import SimulatedPool
+
+    return SimulatedPool(
+        hosts=args.hosts,
+        state_dir=args.state_dir,
+        pooled=args.pooled,
+        port=args.port,
+        host_memory_mib=args.host_memory_mib,
+        password=args.password or password.read(args.password_file),
+        shared_sr=not args.local_storage_only,
+        ovsdb=ovsdb,
+    )

@@ -179,6 +179,24 @@ class Steps:
         )
         self._mark('cinder')
 
+    def neutron(self) -> None:
+        if self.is_done('neutron'):
+            return
+        etc = self.layout.etc / 'neutron'
+        self.run(
+            'neutron-db-manage upgrade heads',
+            [
+                self.venv.script('neutron-db-manage'),
+                '--config-file',
+                str(etc / 'neutron.conf'),
+                '--config-file',
+                str(etc / 'ml2_conf.ini'),
+                'upgrade',
+                'heads',
+            ],
+        )
+        self._mark('neutron')
+
     def nova_manage(self, *args: str) -> list[str]:
         return [
             self.venv.script('nova-manage'),
@@ -208,8 +226,17 @@ class Steps:
     # -- after keystone answers ---------------------------------------------
 
     def catalog_done(self) -> bool:
-        urls = configs.service_urls(self.spec)
-        return self.done.get('catalog') == json.dumps(urls, sort_keys=True)
+        return self.done.get('catalog') == self._catalog_key()
+
+    def _catalog_key(self) -> str:
+        """What the catalog step registered: endpoints and users."""
+        return json.dumps(
+            {
+                'urls': configs.service_urls(self.spec),
+                'users': list(stack_layout.SERVICE_USERS),
+            },
+            sort_keys=True,
+        )
 
     def catalog(self, client: keystone_api.Client) -> bool:
         """Services, endpoints and service users (idempotent).
@@ -218,7 +245,7 @@ class Steps:
         the ports changed.
         """
         urls = configs.service_urls(self.spec)
-        key = json.dumps(urls, sort_keys=True)
+        key = self._catalog_key()
         if self.done.get('catalog') == key:
             return False
         for service_type, name in (

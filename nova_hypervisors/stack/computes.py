@@ -25,6 +25,7 @@ import urllib.parse
 from nova_hypervisors.stack import StackError
 from nova_hypervisors.stack import configs
 from nova_hypervisors.stack import layout as stack_layout
+from nova_hypervisors.stack import networking
 from nova_hypervisors.stack import procs
 
 XAPI_SIM = 'xapi-sim'
@@ -72,6 +73,11 @@ def start_simulators(
             '--password-file',
             str(layout.secret_file('xenserver')),
         ]
+        # Each host's plugged VIFs go onto its own Open vSwitch.
+        for index in range(1, spec.xen_hosts + 1):
+            host = fake_xen_host(index)
+            socket = networking.switch(layout, host).socket
+            argv += ['--ovsdb', f'{host}={socket}']
         started.append(supervisor.start(XAPI_SIM, argv, env=env))
     if VCSIM in simulators(spec) and not supervisor.running(VCSIM):
         argv = [
@@ -148,7 +154,16 @@ def plan(
                     host['name'],
                     'xenserver',
                     stack_layout.XENAPI_DRIVER,
-                    {'xenserver': xenserver},
+                    {
+                        'xenserver': xenserver,
+                        'compute': {
+                            '#1': "A VIF reaches the destination host's "
+                            'switch only when the domain does, inside '
+                            'VM.pool_migrate: Neutron cannot say it is '
+                            'plugged before the migration starts.',
+                            'live_migration_wait_for_vif_plug': False,
+                        },
+                    },
                 )
             )
     if spec.vcenter:

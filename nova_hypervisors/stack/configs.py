@@ -48,7 +48,7 @@ def service_urls(spec: stack_layout.Spec) -> dict[str, str]:
     }
 
 
-def _service_auth(
+def service_auth(
     spec: stack_layout.Spec, secrets: dict[str, str], user: str
 ) -> dict[str, object]:
     """keystoneauth password options for a service user of project service."""
@@ -64,12 +64,12 @@ def _service_auth(
     }
 
 
-def _authtoken(
+def authtoken(
     spec: stack_layout.Spec, secrets: dict[str, str], user: str
 ) -> dict[str, object]:
     """``[keystone_authtoken]`` of a service validating users' tokens."""
     options = {'www_authenticate_uri': keystone_url(spec)}
-    options.update(_service_auth(spec, secrets, user))
+    options.update(service_auth(spec, secrets, user))
     options['service_token_roles_required'] = True
     return options
 
@@ -135,7 +135,7 @@ def write_glance(
             'database': {
                 'connection': mariadb.url(layout, spec, secrets, 'glance')
             },
-            'keystone_authtoken': _authtoken(spec, secrets, 'glance'),
+            'keystone_authtoken': authtoken(spec, secrets, 'glance'),
             'paste_deploy': {'flavor': 'keystone'},
             'glance_store': {'default_backend': 'fs'},
             'fs': {'filesystem_store_datadir': data / 'images'},
@@ -223,9 +223,9 @@ def write_cinder(
             'database': {
                 'connection': mariadb.url(layout, spec, secrets, 'cinder')
             },
-            'keystone_authtoken': _authtoken(spec, secrets, 'cinder'),
+            'keystone_authtoken': authtoken(spec, secrets, 'cinder'),
             'oslo_concurrency': {'lock_path': data / 'locks'},
-            'nova': _service_auth(spec, secrets, 'cinder'),
+            'nova': service_auth(spec, secrets, 'cinder'),
             **backends,
         },
         HEADER,
@@ -261,7 +261,7 @@ def write_placement(
             'placement_database': {
                 'connection': mariadb.url(layout, spec, secrets, 'placement')
             },
-            'keystone_authtoken': _authtoken(spec, secrets, 'placement'),
+            'keystone_authtoken': authtoken(spec, secrets, 'placement'),
         },
         HEADER,
     )
@@ -273,7 +273,7 @@ def _nova_common(
     secrets: dict[str, str],
 ) -> inifile.Sections:
     """What every Nova process needs: the broker, the other services."""
-    nova_auth = _service_auth(spec, secrets, 'nova')
+    nova_auth = service_auth(spec, secrets, 'nova')
     return {
         'DEFAULT': {
             'transport_url': rabbitmq.transport_url(spec, secrets),
@@ -282,12 +282,7 @@ def _nova_common(
         },
         'service_user': {'send_service_user_token': True, **nova_auth},
         'placement': nova_auth,
-        'neutron': {
-            '#1': 'Answered by the stand-in of doc/source/stack.rst: no '
-            'ports, no networks; boot servers with --nic none.',
-            **nova_auth,
-            'service_metadata_proxy': False,
-        },
+        'neutron': {**nova_auth, 'service_metadata_proxy': False},
         'glance': {'region_name': stack_layout.REGION},
         'cinder': {
             'os_region_name': stack_layout.REGION,
@@ -336,7 +331,7 @@ def write_nova(
                 'connection': mariadb.url(layout, spec, secrets, 'nova')
             },
             'wsgi': {'api_paste_config': etc / 'api-paste.ini'},
-            'keystone_authtoken': _authtoken(spec, secrets, 'nova'),
+            'keystone_authtoken': authtoken(spec, secrets, 'nova'),
             'oslo_concurrency': {'lock_path': data / 'locks'},
             'conductor': {'workers': 1},
             'scheduler': {'workers': 1},

@@ -37,6 +37,9 @@ DEFAULT_PORTS = {
     'cinder': 8776,
     # An iSCSI portal's port is 3260; one an unprivileged user can bind.
     'iscsi-array': 13260,
+    # OpenFlow (6633 on a real host); the agent of XenServer host N
+    # listens on this port + N - 1.
+    'openflow': 16633,
 }
 
 # Compute driver choices: ours (the default) or Nova's fake driver, which
@@ -50,7 +53,7 @@ VMWARE_DRIVER = 'nova_hypervisors.vmwareapi.VCDriver'
 # way a real driver's node must; plain FakeDriver invents a new UUID.
 FAKE_DRIVER = 'fake.FakeDriverWithoutFakeNodes'
 
-SERVICE_USERS = ('glance', 'placement', 'nova', 'cinder')
+SERVICE_USERS = ('glance', 'placement', 'nova', 'cinder', 'neutron')
 #: The target every Cinder volume of the stack is a LUN of.
 VOLUME_TARGET_IQN = 'iqn.2010-10.org.openstack:nova-hypervisors-stack'
 
@@ -148,7 +151,14 @@ class Layout:
                     f'{self.secrets_file} is not valid JSON ({error}); '
                     'restore it or remove the whole state directory'
                 ) from None
-        database_users = ('keystone', 'glance', 'placement', 'nova', 'cinder')
+        database_users = (
+            'keystone',
+            'glance',
+            'placement',
+            'nova',
+            'cinder',
+            'neutron',
+        )
         wanted = (
             ['admin', 'rabbitmq', 'xenserver', 'vcenter', 'array', 'chap']
             + [f'db_{user}' for user in database_users]

@@ -28,6 +28,7 @@ OWNERS = {
     'nova': 'nova',
     'nova_cell0': 'nova',
     'cinder': 'cinder',
+    'neutron': 'neutron',
 }
 
 

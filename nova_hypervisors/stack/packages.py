@@ -22,6 +22,11 @@ PROGRAMS = {
         '/usr/lib/rabbitmq/bin/rabbitmq-server',
     ),
     'rabbitmqctl': ('rabbitmq-server', '/usr/lib/rabbitmq/bin/rabbitmqctl'),
+    # Each simulated XenServer host's switch (dom0's Open vSwitch).
+    'ovsdb-tool': ('openvswitch-switch', '/usr/bin/ovsdb-tool'),
+    'ovsdb-server': ('openvswitch-switch', '/usr/sbin/ovsdb-server'),
+    'ovs-vswitchd': ('openvswitch-switch', '/usr/sbin/ovs-vswitchd'),
+    'ovs-vsctl': ('openvswitch-switch', '/usr/bin/ovs-vsctl'),
 }
 
 INSTALL_HINT = (

@@ -7,7 +7,8 @@ from nova_hypervisors.stack import venv as stack_venv
 MARIADB = 'mariadb'
 EPMD = 'epmd'
 RABBITMQ = 'rabbitmq'
-NEUTRON = 'neutron'
+NEUTRON_API = 'neutron-api'
+NEUTRON_RPC = 'neutron-rpc-server'
 KEYSTONE = 'keystone'
 GLANCE = 'glance-api'
 PLACEMENT = 'placement-api'
@@ -23,9 +24,12 @@ CINDER_SCHEDULER = 'cinder-scheduler'
 CINDER_VOLUME = 'cinder-volume'
 COMPUTE_PREFIX = 'nova-compute-'
 
-# Stopped wave after wave, each wave in parallel: computes and the pool
-# agent first, then the control plane and simulators, then the broker, and
-# the database last, so nothing loses a dependency while it still works.
+# Stopped wave after wave, each wave in parallel: computes, Neutron's
+# agents and the pool agent first, then the control plane and simulators,
+# then the hosts' switches (the XenServer simulator takes its VIFs off
+# them as it stops), then the broker, and the database last, so nothing
+# loses a dependency while it still works.  A name ending in ``*`` stands
+# for every service it begins.
 STOP_WAVES = (
     (POOL_AGENT,),
     (CINDER_VOLUME,),
@@ -39,10 +43,13 @@ STOP_WAVES = (
         PLACEMENT,
         GLANCE,
         KEYSTONE,
-        NEUTRON,
+        NEUTRON_API,
+        NEUTRON_RPC,
         XAPI_SIM,
         VCSIM,
     ),
+    ('ovs-vswitchd-*',),
+    ('ovsdb-server-*',),
     (RABBITMQ,),
     (EPMD, MARIADB),
 )
@@ -51,10 +58,19 @@ STOP_WAVES = (
 def stop_waves(names: list[str]) -> list[list[str]]:
     """``names`` grouped into waves; computes (and any name not listed in
     STOP_WAVES) stop with the pool agent, in the first wave."""
-    known = {name for wave in STOP_WAVES for name in wave}
-    waves = [[name for name in wave if name in names] for wave in STOP_WAVES]
-    waves[0] = sorted(name for name in names if name not in known) + waves[0]
+    waves = [
+        sorted(name for name in names if any(_matches(name, p) for p in wave))
+        for wave in STOP_WAVES
+    ]
+    placed = {name for wave in waves for name in wave}
+    waves[0] = sorted(name for name in names if name not in placed) + waves[0]
     return [wave for wave in waves if wave]
+
+
+def _matches(name: str, pattern: str) -> bool:
+    if pattern.endswith('*'):
+        return name.startswith(pattern[:-1])
+    return name == pattern
 
 
 def environment(services_venv: stack_venv.Venv) -> dict[str, str]:

@@ -24,7 +24,7 @@ from nova_hypervisors.stack import configs
 from nova_hypervisors.stack import keystone_api
 from nova_hypervisors.stack import layout as stack_layout
 from nova_hypervisors.stack import mariadb
-from nova_hypervisors.stack import neutron as neutron_standin
+from nova_hypervisors.stack import networking
 from nova_hypervisors.stack import openrc
 from nova_hypervisors.stack import packages
 from nova_hypervisors.stack import ports
@@ -137,7 +137,10 @@ def _check_ports(ctx: Context) -> None:
         'glance': [names.GLANCE],
         'placement': [names.PLACEMENT],
         'nova-api': [names.NOVA_API],
-        'neutron': [names.NEUTRON],
+        'neutron': [names.NEUTRON_API],
+        'openflow': [
+            networking.agent_service(host) for host in _xen_hosts(ctx.spec)
+        ],
         'xapi-sim': [names.XAPI_SIM],
         'cinder': [names.CINDER_API],
         'iscsi-array': [names.ISCSI_ARRAY],
@@ -155,7 +158,13 @@ def _check_ports(ctx: Context) -> None:
             if port_name == 'xapi-sim'
             else [stack_layout.LOOPBACK]
         )
-        for host in hosts:
+        wanted = [(port, host) for host in hosts]
+        if port_name == 'openflow':  # one per agent
+            wanted = [
+                (port + i, stack_layout.LOOPBACK)
+                for i in range(ctx.spec.xen_hosts)
+            ]
+        for port, host in wanted:
             if not ports.can_bind(port, host):
                 held = ports.holder(port) or f'{host}:{port} is not free'
                 busy.append(f'  {port_name} needs {host}:{port}: {held}')
@@ -178,6 +187,11 @@ def _write_configs(ctx: Context) -> None:
         names.CINDER_VOLUME,
     ):
         configs.write_cinder_service(ctx.layout, service)
+    networking.write_server(ctx.layout, ctx.spec, ctx.secrets, venv_etc)
+    for index, host in enumerate(_xen_hosts(ctx.spec)):
+        networking.write_agent(
+            ctx.layout, ctx.spec, ctx.secrets, host, index, ctx.venv.bin
+        )
     configs.write_nova(ctx.layout, ctx.spec, ctx.secrets, venv_etc)
     for service in (names.NOVA_API, names.CONDUCTOR, names.SCHEDULER):
         configs.write_nova_service(ctx.layout, service)
@@ -201,13 +215,14 @@ def _start_services(
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
         database = pool.submit(_start_database, ctx)
         broker = pool.submit(_start_broker, ctx)
-        simulators = pool.submit(_start_simulators, ctx)
-        tasks = [
-            database,
-            broker,
-            pool.submit(_start_neutron, ctx),
-            simulators,
-        ]
+        switches = pool.submit(_start_switches, ctx)
+
+        def simulators_after_switches() -> None:
+            switches.result()  # xapi-sim puts VIFs on them from the start
+            _start_simulators(ctx)
+
+        simulators = pool.submit(simulators_after_switches)
+        tasks = [database, broker, switches, simulators]
         catalog_known = steps.catalog_done()
 
         def keystone() -> keystone_api.Client:
@@ -234,6 +249,15 @@ def _start_services(
             broker.result()
             _start_pool_agent(ctx)
 
+        def neutron() -> None:
+            database.result()
+            steps.neutron()
+            broker.result()
+            simulators.result()  # vcsim's facts, for the vCenter binding
+            _start_neutron(ctx)
+            switches.result()
+            _start_agents(ctx, keystone_ready.result())
+
         def cinder() -> None:
             database.result()
             steps.cinder()
@@ -248,6 +272,7 @@ def _start_services(
             pool.submit(nova),
             pool.submit(pool_agent),
             pool.submit(cinder),
+            pool.submit(neutron),
         ]
         _first_failure(tasks)
         return keystone_ready.result()
@@ -285,27 +310,141 @@ def _start_broker(ctx: Context) -> None:
     )
 
 
+def _xen_hosts(spec: stack_layout.Spec) -> list[str]:
+    """The simulated XenServer hosts' names (xapi-sim names them so)."""
+    return [
+        stack_computes.fake_xen_host(index)
+        for index in range(1, spec.xen_hosts + 1)
+    ]
+
+
+def _start_switches(ctx: Context) -> None:
+    """Each XenServer host's Open vSwitch: database, then switch."""
+    hosts = _xen_hosts(ctx.spec)
+    for host in hosts:
+        switch = networking.switch(ctx.layout, host)
+        env = dict(ctx.env, **switch.environment())
+        server = networking.OVSDB_PREFIX + host
+        if not ctx.supervisor.running(server):
+            switch.create()
+            record = ctx.supervisor.start(
+                server, switch.ovsdb_server_argv(), env=env
+            )
+            _wait_path(ctx, record, switch.socket, timeout=30)
+            switch.vsctl('init', wait=False)
+        vswitchd = networking.VSWITCHD_PREFIX + host
+        if not ctx.supervisor.running(vswitchd):
+            ctx.supervisor.start(vswitchd, switch.vswitchd_argv(), env=env)
+        # br-int is the agent's to make; physnet1's bridge is the host's.
+        switch.add_bridge(networking.PHYSNET_BRIDGE)
+    if hosts:
+        ctx.report(f'Open vSwitch running for {", ".join(hosts)}')
+
+
 def _start_neutron(ctx: Context) -> None:
-    if ctx.supervisor.running(names.NEUTRON):
+    """neutron-rpc-server, then the neutron API under gunicorn.
+
+    With vcsim running, ml2_conf.ini gets the vCenter compute's binding
+    (vcsim's connection facts exist only now).
+    """
+    etc = ctx.layout.etc / 'neutron'
+    neutron = (names.NEUTRON_API, names.NEUTRON_RPC)
+    if names.VCSIM in stack_computes.simulators(ctx.spec) and not any(
+        ctx.supervisor.running(service) for service in neutron
+    ):
+        networking.write_server(
+            ctx.layout,
+            ctx.spec,
+            ctx.secrets,
+            ctx.venv.path / 'etc',
+            vcenter=networking.vcenter_section(
+                stack_computes.facts(ctx.layout, names.VCSIM),
+                stack_computes.VCENTER_HOST,
+            ),
+        )
+    if not ctx.supervisor.running(names.NEUTRON_RPC):
+        ctx.supervisor.start(
+            names.NEUTRON_RPC,
+            [
+                ctx.venv.script('neutron-rpc-server'),
+                '--config-file',
+                str(etc / 'neutron.conf'),
+                '--config-file',
+                str(etc / 'ml2_conf.ini'),
+                '--config-file',
+                str(etc / f'{names.NEUTRON_RPC}.conf'),
+            ],
+            env=ctx.env,
+        )
+    _start_api(ctx, names.NEUTRON_API)
+    _wait_consumers(ctx, ['q-plugin'], [names.NEUTRON_RPC])
+    ctx.report('neutron-rpc-server consuming')
+
+
+def _start_agents(ctx: Context, client: keystone_api.Client) -> None:
+    """One Open vSwitch agent per XenServer host; wait until each is
+    alive in Neutron (it reported its state over RPC)."""
+    hosts = _xen_hosts(ctx.spec)
+    for host in hosts:
+        service = networking.agent_service(host)
+        if ctx.supervisor.running(service):
+            continue
+        # The agent also runs ovs-vsctl and ovsdb-client without naming
+        # a database (neutron ovsdb_monitor, ovsdbapp helpers): they find
+        # the host's switch through OVS_RUNDIR, as on the host itself.
+        switch = networking.switch(ctx.layout, host)
+        ctx.supervisor.start(
+            service,
+            [
+                ctx.venv.script('neutron-openvswitch-agent'),
+                '--config-file',
+                str(ctx.layout.etc / 'neutron' / f'{service}.ini'),
+            ],
+            env=dict(ctx.env, **switch.environment()),
+        )
+    if not hosts:
         return
-    port = ctx.spec.port('neutron')
-    record = ctx.supervisor.start(
-        names.NEUTRON,
-        [
-            str(ctx.venv.python),
-            neutron_standin.__file__,
-            '--bind',
-            stack_layout.LOOPBACK,
-            '--port',
-            str(port),
-            '--log-file',
-            str(ctx.layout.log / 'neutron.log'),
-        ],
-        env=ctx.env,
-        listen=(port,),
-    )
-    ctx.supervisor.wait_ready(record, port, timeout=30)
-    ctx.report(f'neutron stand-in listening on 127.0.0.1:{port}')
+    url = _api_url(ctx, names.NEUTRON_API) + '/v2.0/agents'
+    deadline = time.monotonic() + 120
+    while True:
+        agents = client.request('GET', url)['agents']
+        alive = {
+            agent['host']
+            for agent in agents
+            if agent['alive']
+            and agent['binary'] == 'neutron-openvswitch-agent'
+        }
+        if alive >= set(hosts):
+            break
+        for host in hosts:
+            service = networking.agent_service(host)
+            if not ctx.supervisor.running(service):
+                raise StackError(
+                    f'{service} exited during start-up\n'
+                    f'{ctx.supervisor.tail(service)}'
+                )
+        if time.monotonic() > deadline:
+            raise StackError(
+                f'Open vSwitch agents not alive within 120 s: '
+                f'{", ".join(sorted(set(hosts) - alive))}'
+            )
+        time.sleep(0.5)
+    ctx.report(f'Open vSwitch agents alive on {", ".join(hosts)}')
+
+
+def _wait_path(
+    ctx: Context, record: procs.Record, path: pathlib.Path, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if not procs.alive(record.pid, record.start_time):
+            raise StackError(
+                f'{record.name} exited during start-up\n'
+                f'{ctx.supervisor.tail(record.name)}'
+            )
+        if time.monotonic() > deadline:
+            raise StackError(f'{record.name} made no {path} in {timeout} s')
+        time.sleep(0.05)
 
 
 def _start_simulators(ctx: Context) -> None:
@@ -353,6 +492,7 @@ def _api_url(ctx: Context, name: str) -> str:
         names.PLACEMENT: urls['placement'],
         names.NOVA_API: urls['compute'].rsplit('/', 1)[0],
         names.CINDER_API: urls['volumev3'].rsplit('/', 1)[0],
+        names.NEUTRON_API: urls['network'],
     }[name]
 
 

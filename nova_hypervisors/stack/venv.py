@@ -41,6 +41,7 @@ REQUIREMENTS = (
     'glance>=33.0.0,<34',
     'openstack-placement>=16.0.0,<17',
     'cinder>=29.0.0,<30',
+    'neutron>=29.0.0,<30',
     'python-openstackclient>=10.5.0',
     # "openstack resource provider ...": what placement was told.
     'osc-placement>=4.0.0',
@@ -211,6 +212,11 @@ class Venv:
 
     def _install_project(self, checkout: pathlib.Path, mode: str) -> None:
         shim = self.site_packages() / 'nova' / 'virt' / 'nova_hypervisors'
+        # pip replaced earlier builds of another version number without
+        # removing their metadata; entry points (ML2's mechanism driver)
+        # would then be read from a stale one.
+        for stale in self.site_packages().glob('nova_hypervisors-*.dist-info'):
+            shutil.rmtree(stale)
         if mode == 'wheel':
             self._pip(
                 'install',

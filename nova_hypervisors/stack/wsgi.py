@@ -71,6 +71,18 @@ def services(layout: stack_layout.Layout) -> dict[str, WsgiService]:
                 ),
             ),
             WsgiService(
+                'neutron-api',
+                'neutron',
+                'neutron.wsgi.api',
+                (
+                    ('OS_NEUTRON_CONFIG_DIR', str(etc / 'neutron')),
+                    (
+                        'OS_NEUTRON_CONFIG_FILES',
+                        'neutron.conf;ml2_conf.ini;neutron-api.conf',
+                    ),
+                ),
+            ),
+            WsgiService(
                 'nova-api',
                 'nova-api',
                 'nova.wsgi.osapi_compute',

@@ -16,6 +16,7 @@ from nova.virt import node as virt_node
 from nova_hypervisors import conf
 from nova_hypervisors.common import availability
 from nova_hypervisors.common import lifecycle
+from nova_hypervisors.common import volumes as common_volumes
 from nova_hypervisors.vmwareapi import cluster
 from nova_hypervisors.vmwareapi import console
 from nova_hypervisors.vmwareapi import datastore
@@ -31,7 +32,6 @@ from nova_hypervisors.vmwareapi import resources
 from nova_hypervisors.vmwareapi import session as vc_session
 from nova_hypervisors.vmwareapi import thin_copy
 from nova_hypervisors.vmwareapi import vmops
-from nova_hypervisors.vmwareapi import volumeops
 
 CONF = conf.CONF
 LOG = logging.getLogger(__name__)
@@ -404,7 +404,7 @@ class VCDriver(driver.ComputeDriver):
         if encryption:
             raise exception.VolumeEncryptionNotSupported(
                 volume_type='encrypted',
-                volume_id=volumeops.volume_id_of(connection_info),
+                volume_id=common_volumes.volume_id_of(connection_info),
             )
         self._vmops.volumes.attach(instance, connection_info)
 

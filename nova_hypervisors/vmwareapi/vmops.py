@@ -22,6 +22,7 @@ from oslo_utils import units
 from pyVmomi import vim
 
 from nova_hypervisors.common import configdrive as config_drive
+from nova_hypervisors.common import volumes as common_volumes
 from nova_hypervisors.vmwareapi import cluster
 from nova_hypervisors.vmwareapi import datastore as ds_util
 from nova_hypervisors.vmwareapi import events
@@ -46,14 +47,6 @@ IDE_UNITS = (0, 1)
 VNC_KEY = 'RemoteDisplay.vnc.port'
 VNC_PATH = f'config.extraConfig["{VNC_KEY}"]'
 VM_PATHS = ['runtime.powerState', 'config.files.vmPathName']
-
-
-def root_volume_of(volumes: list) -> dict | None:
-    """The volume Nova boots from (boot index 0), if any."""
-    for volume in volumes:
-        if volume.get('boot_index') == 0:
-            return volume
-    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,7 +170,7 @@ class VMOps:
         powers on.
         """
         volumes = virt_driver.block_device_info_get_mapping(block_device_info)
-        if root_volume_of(volumes) is None and not (
+        if common_volumes.root_volume_of(volumes) is None and not (
             'id' in image_meta and image_meta.id
         ):
             raise exception.InstanceDeployFailure(
@@ -221,7 +214,7 @@ class VMOps:
     ) -> None:
         flavor = instance.flavor
         volumes = virt_driver.block_device_info_get_mapping(block_device_info)
-        root_volume = root_volume_of(volumes)
+        root_volume = common_volumes.root_volume_of(volumes)
         # What the flavor and image ask for, checked before anything is
         # created (an unknown adapter or NIC model is ImageUnacceptable).
         spec = vim.vm.ConfigSpec()
@@ -352,7 +345,9 @@ class VMOps:
         if root_disk is not None:
             spec.extraConfig.append(
                 volumeops.volume_option(
-                    volumeops.volume_id_of(root_volume['connection_info']),
+                    common_volumes.volume_id_of(
+                        root_volume['connection_info']
+                    ),
                     root_disk,
                 )
             )

@@ -41,6 +41,7 @@ from nova import exception
 from pyVmomi import vim
 from pyVmomi import vmodl
 
+from nova_hypervisors.common import volumes as common_volumes
 from nova_hypervisors.vmwareapi import datastore as ds_util
 from nova_hypervisors.vmwareapi import hardware as vm_hardware
 from nova_hypervisors.vmwareapi import lookup
@@ -69,11 +70,6 @@ class VolumeDisk:
     capacity_kb: int
     uuid: str | None
     device: Any
-
-
-def volume_id_of(connection_info: dict) -> str:
-    data = connection_info.get('data') or {}
-    return str(data.get('volume_id') or connection_info.get('serial') or '')
 
 
 def check_type(connection_info: dict) -> dict:
@@ -215,13 +211,13 @@ class VolumeOps:
             )
         except vmodl.fault.ManagedObjectNotFound:
             raise exception.VolumeNotFound(
-                volume_id=volume_id_of(connection_info)
+                volume_id=common_volumes.volume_id_of(connection_info)
             ) from None
         disks = disks_of(devices or [])
         if not disks:
             raise exception.StorageError(
                 reason='the shadow VM of volume %s has no disk'
-                % volume_id_of(connection_info)
+                % common_volumes.volume_id_of(connection_info)
             )
         disk = disks[0]
         backing = disk.backing
@@ -258,7 +254,7 @@ class VolumeOps:
         changes = [disk_spec(disk, controller, unit)]
         if new_controller is not None:
             changes.insert(0, new_controller)
-        volume_id = volume_id_of(connection_info)
+        volume_id = common_volumes.volume_id_of(connection_info)
         LOG.info(
             'Attaching volume %s to %s at %d:%d',
             volume_id,
@@ -277,7 +273,7 @@ class VolumeOps:
 
     def detach(self, instance: Any, connection_info: dict) -> None:
         vm = lookup.find_vm(self._session, instance.uuid)
-        volume_id = volume_id_of(connection_info)
+        volume_id = common_volumes.volume_id_of(connection_info)
         if vm is None:
             LOG.info('VM gone; volume %s already detached', volume_id)
             return
@@ -573,7 +569,7 @@ class VolumeOps:
             ]
             if new_controller is not None:
                 changes.insert(0, new_controller)
-            volume_id = volume_id_of(connection_info)
+            volume_id = common_volumes.volume_id_of(connection_info)
             self._run_task(
                 vm,
                 'ReconfigVM_Task',
@@ -592,7 +588,7 @@ class VolumeOps:
 
     def _detach_iscsi(self, vm: Any, connection_info: dict) -> None:
         """Remove the RDM (its mapping file goes; the LUN stays)."""
-        volume_id = volume_id_of(connection_info)
+        volume_id = common_volumes.volume_id_of(connection_info)
         key = VOLUME_KEY % volume_id
         props = self._props(
             vm, ['config.hardware.device', f'config.extraConfig["{key}"]']

@@ -16,6 +16,7 @@ from oslo_log import log as logging
 from nova_hypervisors import conf
 from nova_hypervisors.common import availability
 from nova_hypervisors.common import lifecycle
+from nova_hypervisors.common import volumes as common_volumes
 from nova_hypervisors.xenapi import disks
 from nova_hypervisors.xenapi import events
 from nova_hypervisors.xenapi import host as xhost
@@ -26,7 +27,6 @@ from nova_hypervisors.xenapi import session as xsession
 from nova_hypervisors.xenapi import vifs
 from nova_hypervisors.xenapi import vm_utils
 from nova_hypervisors.xenapi import vmops as xvmops
-from nova_hypervisors.xenapi import volumeops as xvolumeops
 from nova_hypervisors.xenapi.pool import service as pool_service
 
 CONF = conf.CONF
@@ -65,6 +65,21 @@ class XenAPIDriver(driver.ComputeDriver):
         if not settings.connection_url:
             raise exception.InvalidConfiguration(
                 message='[xenserver] connection_url is not set'
+            )
+        if (
+            CONF.compute.live_migration_wait_for_vif_plug
+            and CONF.vif_plugging_timeout
+        ):
+            # xapi plugs a migrating VM's VIFs on the destination host
+            # inside VM.pool_migrate, when its domain arrives there; no
+            # port is on the destination's switch before, so Neutron has
+            # nothing to report and the source waits out the timeout.
+            LOG.warning(
+                'Live migrations to this host wait %d s for a '
+                'network-vif-plugged event that cannot come before a '
+                'XenServer migration starts; set [compute] '
+                'live_migration_wait_for_vif_plug = False',
+                CONF.vif_plugging_timeout,
             )
         session = xsession.XenAPISession(
             settings.connection_url,
@@ -342,7 +357,7 @@ class XenAPIDriver(driver.ComputeDriver):
         if encryption:
             raise exception.VolumeEncryptionNotSupported(
                 volume_type='encrypted',
-                volume_id=xvolumeops.volume_id_of(connection_info),
+                volume_id=common_volumes.volume_id_of(connection_info),
             )
         ops = self._ops()
         vm_ref, _ = vm_utils.lookup(self._session, instance)

@@ -26,6 +26,7 @@ from oslo_log import log as logging
 
 from nova_hypervisors.common import configdrive as config_drive
 from nova_hypervisors.common import images
+from nova_hypervisors.common import volumes as common_volumes
 from nova_hypervisors.xenapi import disks
 from nova_hypervisors.xenapi import events
 from nova_hypervisors.xenapi import guest_info
@@ -56,14 +57,6 @@ def _neutron_failed(event_name, instance) -> None:
     LOG.error('Neutron reported %s failed', event_name, instance=instance)
     if CONF.vif_plugging_is_fatal:
         raise exception.VirtualInterfaceCreateException()
-
-
-def root_volume_of(volumes: list) -> dict | None:
-    """The volume Nova boots from (boot index 0), if any."""
-    for volume in volumes:
-        if volume.get('boot_index') == 0:
-            return volume
-    return None
 
 
 class _Undo:
@@ -149,7 +142,7 @@ class VMOps:
         imported then (boot from volume).
         """
         volumes = virt_driver.block_device_info_get_mapping(block_device_info)
-        root_volume = root_volume_of(volumes)
+        root_volume = common_volumes.root_volume_of(volumes)
         vm_utils.check_image(image_meta, self._settings.allow_pv_guests)
         disk_format = (
             None
@@ -202,7 +195,7 @@ class VMOps:
         session = self._session
         sr_ref = self._sr()
         volumes = volumes or []
-        root_volume = root_volume_of(volumes)
+        root_volume = common_volumes.root_volume_of(volumes)
         root_vdi = None
         if root_volume is None:
             root_vdi = self._root_disk(
@@ -272,7 +265,7 @@ class VMOps:
             hotplug=False,
         )
         undo.add(
-            'volume %s' % xvolumeops.volume_id_of(info),
+            'volume %s' % common_volumes.volume_id_of(info),
             lambda: self.volumes.detach(vm_ref, info),
         )
 

@@ -22,6 +22,7 @@ import re
 from nova import exception
 from oslo_log import log as logging
 
+from nova_hypervisors.common import volumes as common_volumes
 from nova_hypervisors.xenapi import disks
 from nova_hypervisors.xenapi import errors
 from nova_hypervisors.xenapi import session as xsession
@@ -48,11 +49,6 @@ def mountpoint_to_number(mountpoint: str | None) -> int | None:
     if match:
         return ord(match.group(1)) - ord('a')
     return None
-
-
-def volume_id_of(connection_info: dict) -> str:
-    data = connection_info.get('data') or {}
-    return str(data.get('volume_id') or connection_info.get('serial') or '')
 
 
 class VolumeOps:
@@ -113,7 +109,7 @@ class VolumeOps:
                 bootable=bootable,
                 other_config={
                     OSVOL: 'True',
-                    VOLUME_ID: volume_id_of(connection_info),
+                    VOLUME_ID: common_volumes.volume_id_of(connection_info),
                 },
             )
             if hotplug and self._running(vm_ref):
@@ -159,7 +155,7 @@ class VolumeOps:
 
     def detach(self, vm_ref: str, connection_info: dict) -> None:
         """Take the volume off the VM; forget its SR if nothing uses it."""
-        volume_id = volume_id_of(connection_info)
+        volume_id = common_volumes.volume_id_of(connection_info)
         vbd_ref = self.volume_vbds(vm_ref).get(volume_id)
         if vbd_ref is None:
             LOG.info('Volume %s is not attached; nothing to detach', volume_id)
@@ -210,7 +206,7 @@ class VolumeOps:
         for volume in volumes:
             info = volume['connection_info']
             target = volume_srs.ISCSITarget.from_connection_info(info)
-            if volume_id_of(info) not in vbds:
+            if common_volumes.volume_id_of(info) not in vbds:
                 self.attach(
                     vm_ref, info, volume.get('mount_device'), hotplug=False
                 )
@@ -246,7 +242,7 @@ class VolumeOps:
         sr_ref = volume_srs.find_sr(self._session, target)
         if sr_ref is None:
             raise exception.VolumeNotFound(
-                volume_id=volume_id_of(connection_info)
+                volume_id=common_volumes.volume_id_of(connection_info)
             )
         self._call('SR.scan', sr_ref)
         for vdi_ref in self._call('SR.get_VDIs', sr_ref):
@@ -259,4 +255,6 @@ class VolumeOps:
                         % (size, requested_size)
                     )
                 return
-        raise exception.VolumeNotFound(volume_id=volume_id_of(connection_info))
+        raise exception.VolumeNotFound(
+            volume_id=common_volumes.volume_id_of(connection_info)
+        )

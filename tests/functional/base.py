@@ -33,6 +33,22 @@ class NovaAPITestCase(cloud.InProcessNova):
             raise TypeError(f'{type(self).__name__} sets no compute_driver')
         super().setUp()
 
+    #: How many times Nova's wait helpers ask the API, 0.5 s apart, before
+    #: they give up.  Nova's default, 10, is 5 s; CI runs two test
+    #: processes on two cores, where a resize on vcsim can take longer.
+    #: A wait that succeeds returns as soon as the state is reached.
+    wait_polls = 60
+
+    def _wait_for_server_parameter(
+        self, server, expected_params, max_retries=10, **kwargs
+    ):
+        return super()._wait_for_server_parameter(
+            server,
+            expected_params,
+            max_retries=max(max_retries, self.wait_polls),
+            **kwargs,
+        )
+
     def boot_server(self, **kwargs) -> dict:
         """Boot through the REST API and wait for ACTIVE."""
         server = self._build_server(networks='none', **kwargs)

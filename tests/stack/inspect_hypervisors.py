@@ -7,6 +7,7 @@ needs neither client::
     python inspect_hypervisors.py xen-pool <run/xapi-sim.connection.json>
     python inspect_hypervisors.py xen-vms <run/xapi-sim.connection.json>
     python inspect_hypervisors.py xen-volumes <run/xapi-sim.connection.json>
+    python inspect_hypervisors.py xen-vifs <run/xapi-sim.connection.json>
     python inspect_hypervisors.py vcenter-vms <run/vcsim.connection.json>
 """
 
@@ -121,6 +122,43 @@ def xen_volumes(facts: dict) -> dict:
     return {}
 
 
+def xen_vifs(facts: dict) -> dict:
+    """Every guest VIF of the pool: its VM, device, MAC, port id, whether
+    plugged, and the host the VM runs on."""
+    import XenAPI
+
+    for host in facts['hosts']:
+        try:
+            session = _xen_login(host, facts.get('ca_file'))
+        except XenAPI.Failure:
+            continue
+        try:
+            api = session.xenapi
+            vifs = []
+            for vif in api.VIF.get_all_records().values():
+                vm = api.VM.get_record(vif['VM'])
+                if vm['is_control_domain']:
+                    continue
+                resident = vm['resident_on']
+                vifs.append(
+                    {
+                        'vm': vm['name_label'],
+                        'server': vm['other_config'].get('nova_uuid'),
+                        'device': vif['device'],
+                        'mac': vif['MAC'],
+                        'port': vif['other_config'].get('neutron-port-id'),
+                        'attached': vif['currently_attached'],
+                        'host': api.host.get_name_label(resident)
+                        if resident != 'OpaqueRef:NULL'
+                        else None,
+                    }
+                )
+            return {'vifs': vifs}
+        finally:
+            session.xenapi.session.logout()
+    return {}
+
+
 def vcenter_vms(facts: dict) -> dict:
     from pyVim import connect
     from pyVmomi import vim
@@ -141,9 +179,14 @@ def vcenter_vms(facts: dict) -> dict:
         view = content.viewManager.CreateContainerView(
             content.rootFolder, [vim.VirtualMachine], True
         )
+        groups = content.viewManager.CreateContainerView(
+            content.rootFolder, [vim.dvs.DistributedVirtualPortgroup], True
+        )
+        portgroups = {group.key: group.name for group in groups.view}
+        groups.Destroy()
         # Nova's VMs carry Nova's managedBy; the others (the cluster's
         # agent VMs) are not Nova's to create or delete.
-        nova, others, disks = [], [], {}
+        nova, others, disks, nics = [], [], {}, {}
         for vm in view.view:
             owner = getattr(vm.config, 'managedBy', None)
             mine = getattr(owner, 'extensionKey', None) == NOVA_EXTENSION_KEY
@@ -155,11 +198,27 @@ def vcenter_vms(facts: dict) -> dict:
                     for device in vm.config.hardware.device
                     if isinstance(device, vim.vm.device.VirtualDisk)
                 ]
+                nics[vm.name.rsplit(' (', 1)[0]] = [
+                    {
+                        'mac': device.macAddress,
+                        'portgroup': portgroups.get(
+                            getattr(
+                                getattr(device.backing, 'port', None),
+                                'portgroupKey',
+                                None,
+                            )
+                        ),
+                    }
+                    for device in vm.config.hardware.device
+                    if isinstance(device, vim.vm.device.VirtualEthernetCard)
+                ]
         view.Destroy()
         return {
             'vms': sorted(nova),
             'others': sorted(others),
             'disks': disks,
+            'nics': nics,
+            'portgroups': sorted(portgroups.values()),
         }
     finally:
         connect.Disconnect(service)
@@ -173,6 +232,7 @@ def main() -> int:
         'xen-pool': xen_pool,
         'xen-vms': xen_vms,
         'xen-volumes': xen_volumes,
+        'xen-vifs': xen_vifs,
         'vcenter-vms': vcenter_vms,
     }[action]
     print(json.dumps(handler(facts)))

@@ -412,6 +412,82 @@ def test_07_boot_servers_on_the_pool(cloud, step):
         assert sum(len(vms) for vms in seen.values()) >= XEN_HOSTS
 
 
+def _switch_ports(cloud, host: str) -> dict[str, dict[str, str]]:
+    """The VIF ports on a XenServer host's Open vSwitch: name -> ids."""
+    socket = cloud.state_dir / 'run' / 'ovs' / host / 'db.sock'
+    done = subprocess.run(
+        ['ovs-vsctl', f'--db=unix:{socket}', '--format=json',
+         '--columns=name,external_ids', 'find', 'Interface',
+         'external_ids:xs-vif-uuid!=""'],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    table = json.loads(done.stdout)
+    return {name: dict(ids[1]) for name, ids in table['data']}
+
+
+def _port(cloud, name: str, status: str | None = None, timeout=60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        port = cloud.openstack('port', 'show', name)
+        if status is None or port['status'] == status:
+            return port
+        assert time.monotonic() < deadline, f'port {name}: {port}'
+        time.sleep(1)
+
+
+def _vifs_of(cloud, server: str) -> list[dict]:
+    """The VIFs of a server's VM in the pool (found by its Nova uuid)."""
+    server_id = cloud.openstack('server', 'show', server)['id']
+    seen = cloud.inspect('xen-vifs', 'xapi-sim')['vifs']
+    return [vif for vif in seen if vif['server'] == server_id]
+
+
+@needs('02_bring_up_from_nothing')
+def test_07b_network_and_subnet(cloud, step):
+    """A project network (a VLAN of physnet1, ML2 picks it) and a subnet
+    without DHCP: no DHCP agent runs in the stack."""
+    network = cloud.openstack('network', 'create', 'e2e-net')
+    _say(
+        f'  network {network["id"]}: {network["provider:network_type"]} '
+        f'{network["provider:segmentation_id"]}'
+    )
+    assert network['provider:network_type'] == 'vlan'
+    cloud.openstack(
+        'subnet', 'create', '--network', 'e2e-net', '--no-dhcp',
+        '--subnet-range', '192.168.77.0/24', 'e2e-subnet',
+    )  # fmt: skip
+    agents = cloud.openstack('network', 'agent', 'list')
+    assert {a['Host'] for a in agents if a['Alive']} >= set(cloud.xen_hosts())
+
+
+@needs('03_image_from_real_bytes', '04_flavors', '07b_network_and_subnet')
+def test_07c_boot_on_the_pool_with_a_network(cloud, step):
+    """The port goes ACTIVE: the VIF is on the host's Open vSwitch with
+    the port's id, the agent wired it, Neutron told Nova (the driver waits
+    for network-vif-plugged).  Its MAC is the VIF's."""
+    if FAKE:
+        pytest.skip('the fake driver plugs no VIF')
+    host = cloud.xen_hosts()[0]
+    cloud.openstack(
+        '--os-compute-api-version', '2.74',
+        'server', 'create', '--flavor', 'e2e.small',
+        '--image', 'e2e-image', '--network', 'e2e-net', '--host', host,
+        'e2e-net-1',
+    )  # fmt: skip
+    cloud.wait_server('e2e-net-1', 'ACTIVE')
+    [listed] = cloud.openstack('port', 'list', '--server', 'e2e-net-1')
+    port = _port(cloud, listed['ID'], 'ACTIVE')
+    assert port['binding_host_id'] == host
+    assert port['binding_vif_type'] == 'ovs'
+    [vif] = _vifs_of(cloud, 'e2e-net-1')
+    _say(f'  port {port["id"]} {port["mac_address"]}; VIF {vif}')
+    assert vif['mac'] == port['mac_address'] and vif['attached']
+    ports = _switch_ports(cloud, host)
+    _say(f'  on the switch of {host}: {ports}')
+    assert [ids['iface-id'] for ids in ports.values()] == [port['id']]
+    assert [ids['attached-mac'] for ids in ports.values()] == [vif['mac']]
+
+
 @needs('07_boot_servers_on_the_pool')
 def test_08_live_migrate_within_the_pool(cloud, step):
     source, target = cloud.xen_hosts()[:2]
@@ -422,6 +498,62 @@ def test_08_live_migrate_within_the_pool(cloud, step):
     )  # fmt: skip
     server = cloud.wait_server('e2e-pool-1', 'ACTIVE')
     assert server['OS-EXT-SRV-ATTR:host'] == target, server
+
+
+@needs(
+    '07c_boot_on_the_pool_with_a_network', '08_live_migrate_within_the_pool'
+)
+def test_08c_live_migrate_a_server_with_a_port(cloud, step):
+    """The port is bound to the new host, and its VIF is on the new
+    host's switch only."""
+    source, target = cloud.xen_hosts()[:2]
+    cloud.openstack(
+        '--os-compute-api-version', '2.30',
+        'server', 'migrate', '--live-migration', '--host', target,
+        '--wait', 'e2e-net-1', parse=False,
+    )  # fmt: skip
+    server = cloud.wait_server('e2e-net-1', 'ACTIVE')
+    assert server['OS-EXT-SRV-ATTR:host'] == target, server
+    [listed] = cloud.openstack('port', 'list', '--server', 'e2e-net-1')
+    port = _port(cloud, listed['ID'])
+    _say(f'  after the migration: {port["binding_host_id"]}, '
+         f'{port["status"]}')  # fmt: skip
+    assert port['binding_host_id'] == target
+    assert _switch_ports(cloud, source) == {}
+    ports = _switch_ports(cloud, target)
+    assert [ids['iface-id'] for ids in ports.values()] == [port['id']]
+    [vif] = _vifs_of(cloud, 'e2e-net-1')
+    assert vif['host'] == target and vif['attached']
+
+
+@needs('07c_boot_on_the_pool_with_a_network')
+def test_08d_add_and_remove_a_port(cloud, step):
+    """server add port hot-plugs a VIF (next device) that goes ACTIVE;
+    server remove port unplugs and destroys it."""
+    port = cloud.openstack('port', 'create', '--network', 'e2e-net', 'e2e-p2')
+    cloud.openstack('server', 'add', 'port', 'e2e-net-1', 'e2e-p2',
+                    parse=False)  # fmt: skip
+    port = _port(cloud, 'e2e-p2', 'ACTIVE')
+    host = cloud.openstack('server', 'show', 'e2e-net-1')[
+        'OS-EXT-SRV-ATTR:host'
+    ]
+    assert port['binding_host_id'] == host
+    vifs = {vif['mac']: vif for vif in _vifs_of(cloud, 'e2e-net-1')}
+    assert vifs[port['mac_address']]['device'] == '1'
+    assert vifs[port['mac_address']]['attached']
+    ids = _switch_ports(cloud, host)
+    assert port['id'] in {i['iface-id'] for i in ids.values()}
+    cloud.openstack('server', 'remove', 'port', 'e2e-net-1', 'e2e-p2',
+                    parse=False)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while _port(cloud, 'e2e-p2')['device_id']:
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    macs = [vif['mac'] for vif in _vifs_of(cloud, 'e2e-net-1')]
+    assert port['mac_address'] not in macs
+    ids = _switch_ports(cloud, host)
+    assert port['id'] not in {i['iface-id'] for i in ids.values()}
+    cloud.openstack('port', 'delete', 'e2e-p2', parse=False)
 
 
 def _volume_type(cloud, name: str, backend: str) -> None:
@@ -554,6 +686,31 @@ def test_10b_cinder_vmdk_volume_on_the_vcenter_cluster(cloud, step):
     assert after['others'] == before['others'], after
 
 
+@needs('10_boot_on_the_vcenter_cluster', '07b_network_and_subnet')
+def test_10c_boot_on_the_vcenter_cluster_with_a_network(cloud, step):
+    """Bound by the stack's ML2 driver for vCenter: vif_type dvs, on a
+    distributed port group named after the network; the NIC has the
+    port's MAC."""
+    if FAKE:
+        pytest.skip('the fake driver makes no NIC')
+    cloud.openstack(
+        '--os-compute-api-version', '2.74',
+        'server', 'create', '--flavor', 'e2e.small', '--image', 'e2e-image',
+        '--network', 'e2e-net', '--host', VCENTER, 'e2e-vc-net',
+    )  # fmt: skip
+    cloud.wait_server('e2e-vc-net', 'ACTIVE')
+    [listed] = cloud.openstack('port', 'list', '--server', 'e2e-vc-net')
+    port = _port(cloud, listed['ID'], 'ACTIVE')
+    network = cloud.openstack('network', 'show', 'e2e-net')
+    assert port['binding_host_id'] == VCENTER
+    assert port['binding_vif_type'] == 'dvs'
+    seen = cloud.inspect('vcenter-vms', 'vcsim')
+    _say(f'  NICs: {seen["nics"]["e2e-vc-net"]}')
+    assert seen['nics']['e2e-vc-net'] == [
+        {'mac': port['mac_address'], 'portgroup': network['id']}
+    ]
+
+
 @needs('03_image_from_real_bytes')
 def test_11_flavor_larger_than_any_esxi_host_is_refused(cloud, step):
     """Bigger than every ESXi host, smaller than the cluster: the cluster
@@ -601,6 +758,11 @@ def test_12_delete_everything(cloud, step):
         cloud.openstack('aggregate', 'delete', aggregate['Name'], parse=False)
     for image in cloud.openstack('image', 'list'):
         cloud.openstack('image', 'delete', image['ID'], parse=False)
+    networks = cloud.openstack('network', 'list')
+    for port in cloud.openstack('port', 'list'):
+        cloud.openstack('port', 'delete', port['ID'], parse=False)
+    for network in networks:
+        cloud.openstack('network', 'delete', network['ID'], parse=False)
     for flavor in cloud.openstack('flavor', 'list', '--all'):
         if flavor['Name'].startswith('e2e.') and flavor['Name'] != 'e2e.kept':
             cloud.openstack('flavor', 'delete', flavor['ID'], parse=False)
@@ -612,6 +774,13 @@ def test_12_delete_everything(cloud, step):
         vcenter = cloud.inspect('vcenter-vms', 'vcsim')
         _say(f'  left on XenServer: {xen}; in vCenter: {vcenter}')
         assert not any(xen.values()) and not vcenter['vms']
+        assert cloud.inspect('xen-vifs', 'xapi-sim')['vifs'] == []
+        for host in cloud.xen_hosts():
+            assert _switch_ports(cloud, host) == {}
+        gone = {network['ID'] for network in networks}
+        assert not gone & set(vcenter['portgroups']), vcenter
+    assert cloud.openstack('port', 'list') == []
+    assert cloud.openstack('network', 'list') == []
 
 
 @needs('02_bring_up_from_nothing')

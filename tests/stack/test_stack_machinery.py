@@ -5,17 +5,13 @@ suite; test_stack_e2e.py brings the real cloud up.
 """
 
 import configparser
-import json
 import os
 import pathlib
 import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -25,7 +21,6 @@ from nova_hypervisors.stack import configs
 from nova_hypervisors.stack import control
 from nova_hypervisors.stack import inifile
 from nova_hypervisors.stack import layout as stack_layout
-from nova_hypervisors.stack import neutron
 from nova_hypervisors.stack import openrc
 from nova_hypervisors.stack import packages
 from nova_hypervisors.stack import ports
@@ -183,62 +178,6 @@ def test_fernet_repository_is_what_keystone_manage_would_make(tmp_path):
     assert {p.name: p.read_text() for p in repository.iterdir()} == keys
 
 
-# -- the Neutron stand-in -----------------------------------------------------
-
-
-@pytest.fixture
-def neutron_url():
-    server = neutron.http.server.ThreadingHTTPServer(
-        ('127.0.0.1', 0), neutron.Handler
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f'http://127.0.0.1:{server.server_address[1]}'
-    server.shutdown()
-    server.server_close()
-
-
-def _call(url: str, method: str = 'GET') -> tuple[int, dict | None]:
-    request = urllib.request.Request(url, method=method, data=None)
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            body = response.read()
-            return response.status, json.loads(body) if body else None
-    except urllib.error.HTTPError as error:
-        body = error.read()
-        return error.code, json.loads(body) if body else None
-
-
-def test_neutron_stand_in_lists_v2_in_version_discovery(neutron_url):
-    status, body = _call(neutron_url + '/')
-    assert status == 200
-    assert body['versions'][0]['id'] == 'v2.0'
-
-
-def test_neutron_stand_in_answers_every_collection_with_an_empty_list(
-    neutron_url,
-):
-    assert _call(neutron_url + '/v2.0/ports?device_id=x') == (
-        200,
-        {'ports': []},
-    )
-    assert _call(neutron_url + '/v2.0/security-groups') == (
-        200,
-        {'security_groups': []},
-    )
-    assert _call(neutron_url + '/v2.0/extensions') == (200, {'extensions': []})
-
-
-def test_neutron_stand_in_knows_no_single_item_and_creates_nothing(
-    neutron_url,
-):
-    status, body = _call(neutron_url + '/v2.0/ports/abc')
-    assert status == 404 and body['NeutronError']['type'] == 'NotFound'
-    assert _call(neutron_url + '/v2.0/ports/abc', 'DELETE') == (204, None)
-    status, body = _call(neutron_url + '/v2.0/ports', 'POST')
-    assert status == 501
-
-
 # -- supervision by PID files -------------------------------------------------
 
 
@@ -282,11 +221,16 @@ def test_a_service_that_dies_at_start_shows_its_output(tmp_path):
 
 def test_stop_waves_stop_computes_first_and_the_database_last():
     waves = services.stop_waves(
-        ['mariadb', 'nova-compute-a', 'keystone', 'rabbitmq', 'pool-agent']
-    )
+        ['mariadb', 'nova-compute-a', 'keystone', 'rabbitmq', 'pool-agent',
+         'ovsdb-server-a', 'ovs-vswitchd-a', 'neutron-openvswitch-agent-a',
+         'xapi-sim']
+    )  # fmt: skip
     assert waves == [
-        ['nova-compute-a', 'pool-agent'],
-        ['keystone'],
+        ['neutron-openvswitch-agent-a', 'nova-compute-a', 'pool-agent'],
+        ['keystone', 'xapi-sim'],
+        # The simulator takes its VIF ports off the switches as it stops.
+        ['ovs-vswitchd-a'],
+        ['ovsdb-server-a'],
         ['rabbitmq'],
         ['mariadb'],
     ]

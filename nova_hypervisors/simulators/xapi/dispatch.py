@@ -105,7 +105,17 @@ class Dispatcher:
                 raise XapiFailure('SESSION_INVALID', session or '')
             self._check_refs(ctx, msg, args)
             result = handler(ctx, *args)
-            return self._marshal(msg, result, protocol)
+            answer = self._marshal(msg, result, protocol)
+        self._sync_switches()
+        return answer
+
+    def _sync_switches(self) -> None:
+        """Plugged VIFs onto the hosts' Open vSwitches (when the run has
+        them) before the caller hears the answer, as xapi's hotplug script
+        runs before ``VM.start`` or ``VIF.plug`` returns."""
+        switches = self.topology.switches
+        if switches is not None:
+            switches.sync(self.topology)
 
     @staticmethod
     def _apply_latency(ctx: CallContext, handler, latency: float) -> None:
@@ -210,6 +220,8 @@ class Dispatcher:
                 text = codec.xmlrpc_value(
                     self._marshal(msg, result, codec.XMLRPC)
                 )
+            self._sync_switches()
+            with store.lock:
                 task_ops.complete(ctx, ctx.task, text)
         except XapiFailure as failure:
             with store.lock:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import pathlib
 import secrets
 import shutil
@@ -25,6 +26,7 @@ from nova_hypervisors.simulators.xapi import datamodel
 from nova_hypervisors.simulators.xapi import host as host_ops
 from nova_hypervisors.simulators.xapi import pool as pool_ops
 from nova_hypervisors.simulators.xapi import sessions
+from nova_hypervisors.simulators.xapi import switches
 from nova_hypervisors.simulators.xapi import tls as tls_files
 from nova_hypervisors.simulators.xapi.control import ControlServer
 from nova_hypervisors.simulators.xapi.disks import DiskStore
@@ -34,6 +36,8 @@ from nova_hypervisors.simulators.xapi.store import ObjectStore
 from nova_hypervisors.simulators.xapi.topology import SimHost
 from nova_hypervisors.simulators.xapi.topology import Topology
 from nova_hypervisors.simulators.xapi.wire import XapiServer
+
+LOG = logging.getLogger(__name__)
 
 MAX_HOSTS = 250
 PORT_ATTEMPTS = 25
@@ -114,6 +118,7 @@ class SimulatedPool:
         eject_reboot_seconds: float = 2.0,
         join_restart_seconds: float = 0.5,
         guest_tools: bool = True,
+        ovsdb: dict[str, str] | None = None,
     ) -> None:
         if not 1 <= hosts <= MAX_HOSTS:
             raise ValueError('hosts must be between 1 and %d' % MAX_HOSTS)
@@ -150,6 +155,13 @@ class SimulatedPool:
         self.topology.eject_reboot_seconds = eject_reboot_seconds
         self.topology.join_restart_seconds = join_restart_seconds
         self.topology.guest_tools = guest_tools
+        if ovsdb:
+            unknown = set(ovsdb) - {h.name for h in self.topology.hosts}
+            if unknown:
+                raise ValueError(
+                    'no simulated host named %s' % ', '.join(sorted(unknown))
+                )
+            self.topology.switches = switches.HostSwitches(ovsdb)
         if tls:
             self.topology.tls = tls_files.Credentials(
                 self.state_dir, [h.address for h in self.topology.hosts]
@@ -205,6 +217,9 @@ class SimulatedPool:
         with self._lock:
             if self._started:
                 return self
+            if self.topology.switches is not None:
+                self.topology.switches.adopt()
+                self.topology.switches.sync(self.topology)
             self._bind_all()
             self._control = ControlServer(self)
             self._control.start()
@@ -334,6 +349,11 @@ class SimulatedPool:
                 sim_host.plain_server = None
                 sim_host.answering = False
             self._control = None
+            if self.topology.switches is not None:
+                try:
+                    self.topology.switches.clear()
+                except switches.SwitchError as exc:
+                    LOG.warning('VIF ports left on a switch: %s', exc)
             if self._own_state_dir:
                 shutil.rmtree(self.state_dir, ignore_errors=True)
 

@@ -155,6 +155,9 @@ class Topology:
         #: those can be shut down or rebooted cleanly.
         self.guest_tools = True
         self.next_domid = 1
+        #: Each host's Open vSwitch (``switches.HostSwitches``), or None:
+        #: plugged VIFs then appear nowhere but in the database.
+        self.switches = None
 
     def host_by_address(self, address: str) -> SimHost | None:
         for host in self.hosts:

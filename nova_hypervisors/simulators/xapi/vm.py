@@ -248,7 +248,15 @@ def assert_bridge_exists(ctx: CallContext, network: str, host_ref: str):
     if record['managed'] or record['PIFs']:
         return
     host = ctx.topology.host_by_address(store.get('host', host_ref)['address'])
-    if host is not None and record['bridge'] not in host.external_bridges:
+    if host is None:
+        return
+    switches = ctx.topology.switches
+    if switches is not None and host.name in switches.ovsdb:
+        # The host's real switch decides, as dom0's does.
+        found = switches.bridge_exists(host.name, record['bridge'])
+    else:
+        found = record['bridge'] in host.external_bridges
+    if not found:
         raise XapiFailure('BRIDGE_NOT_AVAILABLE', record['bridge'])
 
 

@@ -335,3 +335,21 @@ class TestNotReady(test.NoDBTestCase):
             exception.InvalidConfiguration, drv.init_host, 'h'
         )
         self.assertIn('connection_url', str(exc))
+
+
+class TestLiveMigrationVifWait(DriverTestCase):
+    WARNING = 'live_migration_wait_for_vif_plug = False'
+
+    def test_waiting_for_vif_plugged_before_a_migration_is_warned_of(self):
+        """xapi plugs a migrating VM's VIFs inside VM.pool_migrate: Nova's
+        wait before the migration could only time out."""
+        self.assertIn(self.WARNING, self.stdlog.logger.output)
+
+    def test_no_warning_once_the_option_is_off(self):
+        self.flags(live_migration_wait_for_vif_plug=False, group='compute')
+        before = self.stdlog.logger.output.count(self.WARNING)
+        drv = xdriver.XenAPIDriver(mock.Mock())
+        drv.init_host('compute1')
+        self.addCleanup(drv.cleanup_host, 'compute1')
+        after = self.stdlog.logger.output.count(self.WARNING)
+        self.assertEqual(before, after)
