@@ -204,7 +204,7 @@ class TestBootFromVolume(VolumeTestCase):
     def test_the_volume_is_the_root_disk_and_stays_after_delete(self):
         _, path = self.shadow_vm(VOLUME_A)
         server = self._build_server(
-            flavor_id=self.api.get_flavors()[0]['id'], networks='none'
+            flavor_id=api_base.DEFAULT_FLAVOR, networks='none'
         )
         server.pop('imageRef', None)
         server['block_device_mapping_v2'] = [
@@ -381,7 +381,7 @@ class TestISCSIVolumes(ISCSIVolumeTestCase):
     def test_boot_from_an_iscsi_volume_puts_the_lun_at_unit_0(self):
         self.iscsi_volume(VOLUME_A, 1)
         server = self._build_server(
-            flavor_id=self.api.get_flavors()[0]['id'], networks='none'
+            flavor_id=api_base.DEFAULT_FLAVOR, networks='none'
         )
         server.pop('imageRef', None)
         server['block_device_mapping_v2'] = [
