@@ -25,10 +25,9 @@ from nova.image import glance  # noqa: E402
 from pyVmomi import vim  # noqa: E402
 import vcsim_bench  # noqa: E402
 
+from nova_hypervisors.demo import vcenter_view  # noqa: E402
 from nova_hypervisors.simulators import vcsim  # noqa: E402
 from nova_hypervisors.vmwareapi import VCDriver  # noqa: E402
-
-GIB_KB = 1024 * 1024
 
 
 def shadow_vm(driver, index: int) -> dict:
@@ -38,37 +37,7 @@ def shadow_vm(driver, index: int) -> dict:
         [node.datacenter], vim.Datacenter, ['vmFolder']
     )[node.datacenter]['vmFolder']
     name = f'volume-{index}'
-    path = f'[LocalDS_0] {name}/{name}.vmdk'
-    spec = vim.vm.ConfigSpec(
-        name=name,
-        numCPUs=1,
-        memoryMB=128,
-        guestId='otherGuest',
-        files=vim.vm.FileInfo(vmPathName=f'[LocalDS_0] {name}/{name}.vmx'),
-        deviceChange=[
-            vim.vm.device.VirtualDeviceSpec(
-                operation='add',
-                device=vim.vm.device.VirtualLsiLogicController(
-                    key=-100, busNumber=0, sharedBus='noSharing'
-                ),
-            ),
-            vim.vm.device.VirtualDeviceSpec(
-                operation='add',
-                fileOperation='create',
-                device=vim.vm.device.VirtualDisk(
-                    key=-101,
-                    controllerKey=-100,
-                    unitNumber=0,
-                    capacityInKB=GIB_KB,
-                    backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
-                        fileName=path,
-                        diskMode='persistent',
-                        thinProvisioned=True,
-                    ),
-                ),
-            ),
-        ],
-    )
+    spec, _ = vcenter_view.shadow_vm_spec(name)
     task = session.invoke(
         folder, 'CreateVM_Task', config=spec, pool=node.resource_pool
     )

@@ -22,6 +22,54 @@ def _connect(vcsim) -> vc_session.VCenterSession:
     return session
 
 
+GIB_KB = 1024 * 1024
+
+
+def shadow_vm_spec(
+    name: str, datastore: str = 'LocalDS_0', controller_key: int | None = None
+) -> tuple:
+    """The CreateVM spec of a Cinder vmdk volume as Cinder's VMDK driver
+    keeps one: a powered-off VM named after the volume with one thin 1 GiB
+    disk, on a new LSI Logic controller unless ``controller_key`` names
+    one.  (spec, the disk's path)."""
+    path = f'[{datastore}] {name}/{name}.vmdk'
+    changes = []
+    if controller_key is None:
+        controller_key = -100
+        changes.append(
+            vim.vm.device.VirtualDeviceSpec(
+                operation='add',
+                device=vim.vm.device.VirtualLsiLogicController(
+                    key=-100, busNumber=0, sharedBus='noSharing'
+                ),
+            )
+        )
+    changes.append(
+        vim.vm.device.VirtualDeviceSpec(
+            operation='add',
+            fileOperation='create',
+            device=vim.vm.device.VirtualDisk(
+                key=-101,
+                controllerKey=controller_key,
+                unitNumber=0,
+                capacityInKB=GIB_KB,
+                backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                    fileName=path, diskMode='persistent', thinProvisioned=True
+                ),
+            ),
+        )
+    )
+    spec = vim.vm.ConfigSpec(
+        name=name,
+        numCPUs=1,
+        memoryMB=128,
+        guestId='otherGuest',
+        files=vim.vm.FileInfo(vmPathName=f'[{datastore}] {name}/{name}.vmx'),
+        deviceChange=changes,
+    )
+    return spec, path
+
+
 def shadow_volume(vcsim, name: str, cluster: str = 'DC0_C0') -> tuple:
     """A Cinder vmdk volume as Cinder's VMDK driver keeps one: a
     powered-off VM with one thin 1 GiB disk.  (moref id, disk path)."""
@@ -40,37 +88,7 @@ def shadow_volume(vcsim, name: str, cluster: str = 'DC0_C0') -> tuple:
             if p.get('name') == cluster
         )
         folder = next(p['vmFolder'] for p in found.values() if 'vmFolder' in p)
-        path = f'[LocalDS_0] {name}/{name}.vmdk'
-        spec = vim.vm.ConfigSpec(
-            name=name,
-            numCPUs=1,
-            memoryMB=128,
-            guestId='otherGuest',
-            files=vim.vm.FileInfo(vmPathName=f'[LocalDS_0] {name}/{name}.vmx'),
-            deviceChange=[
-                vim.vm.device.VirtualDeviceSpec(
-                    operation='add',
-                    device=vim.vm.device.VirtualLsiLogicController(
-                        key=-100, busNumber=0, sharedBus='noSharing'
-                    ),
-                ),
-                vim.vm.device.VirtualDeviceSpec(
-                    operation='add',
-                    fileOperation='create',
-                    device=vim.vm.device.VirtualDisk(
-                        key=-101,
-                        controllerKey=-100,
-                        unitNumber=0,
-                        capacityInKB=1024 * 1024,
-                        backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
-                            fileName=path,
-                            diskMode='persistent',
-                            thinProvisioned=True,
-                        ),
-                    ),
-                ),
-            ],
-        )
+        spec, path = shadow_vm_spec(name)
         task = session.invoke(folder, 'CreateVM_Task', config=spec, pool=pool)
         return session.wait_for_task(task)._moId, path
     finally:

@@ -13,12 +13,12 @@ from nova import objects
 from nova.tests.functional.api import client as api_client
 from pyVmomi import vim
 
+from nova_hypervisors.demo import vcenter_view
 from nova_hypervisors.simulators import iscsi_target
 from tests.functional.vmwareapi import api_base
 
 VOLUME_A = 'a1a1a1a1-0000-4000-8000-00000000000a'
 VOLUME_B = 'b1b1b1b1-0000-4000-8000-00000000000b'
-GIB_KB = 1024 * 1024
 ISCSI_IQN = 'iqn.2010-10.org.openstack:vcenter-volumes'
 
 
@@ -32,46 +32,7 @@ class VolumeTestCase(api_base.VCenterAPITestCase):
             'vmFolder'
         ]
         name = 'volume-%s' % volume_id
-        path = '[%s] %s/%s.vmdk' % (datastore, name, name)
-        changes = []
-        controller_key = controller
-        if controller_key is None:
-            controller_key = -100
-            changes.append(
-                vim.vm.device.VirtualDeviceSpec(
-                    operation='add',
-                    device=vim.vm.device.VirtualLsiLogicController(
-                        key=-100, busNumber=0, sharedBus='noSharing'
-                    ),
-                )
-            )
-        changes.append(
-            vim.vm.device.VirtualDeviceSpec(
-                operation='add',
-                fileOperation='create',
-                device=vim.vm.device.VirtualDisk(
-                    key=-101,
-                    controllerKey=controller_key,
-                    unitNumber=0,
-                    capacityInKB=GIB_KB,
-                    backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
-                        fileName=path,
-                        diskMode='persistent',
-                        thinProvisioned=True,
-                    ),
-                ),
-            )
-        )
-        spec = vim.vm.ConfigSpec(
-            name=name,
-            numCPUs=1,
-            memoryMB=128,
-            guestId='otherGuest',
-            files=vim.vm.FileInfo(
-                vmPathName='[%s] %s/%s.vmx' % (datastore, name, name)
-            ),
-            deviceChange=changes,
-        )
+        spec, path = vcenter_view.shadow_vm_spec(name, datastore, controller)
         pool = admin.moref(vim.ResourcePool, node.resource_pool._moId)
         task = admin.invoke(folder, 'CreateVM_Task', config=spec, pool=pool)
         shadow = admin.wait_for_task(task)
