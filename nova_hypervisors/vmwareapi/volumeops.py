@@ -94,8 +94,13 @@ def check_type(connection_info: dict) -> dict:
 
 def adapter_of(devices: list, disk: Any) -> str:
     """The adapter type of the controller a disk hangs on."""
+    return controller_adapter(devices, disk.controllerKey)
+
+
+def controller_adapter(devices: list, controller_key: int) -> str:
+    """The adapter type of the controller with ``controller_key``."""
     for device in devices:
-        if device.key != disk.controllerKey:
+        if device.key != controller_key:
             continue
         if isinstance(device, vim.vm.device.VirtualIDEController):
             return vm_hardware.IDE
@@ -541,10 +546,7 @@ class VolumeOps:
                 if isinstance(d, vim.vm.device.VirtualSCSIController)
             ]
             adapter = (
-                adapter_of(
-                    devices,
-                    vim.vm.device.VirtualDisk(controllerKey=scsi[0].key),
-                )
+                controller_adapter(devices, scsi[0].key)
                 if scsi
                 else vm_hardware.DEFAULT_ADAPTER
             )
