@@ -21,6 +21,7 @@ from nova_hypervisors.stack import configs
 from nova_hypervisors.stack import control
 from nova_hypervisors.stack import inifile
 from nova_hypervisors.stack import layout as stack_layout
+from nova_hypervisors.stack import networking
 from nova_hypervisors.stack import openrc
 from nova_hypervisors.stack import packages
 from nova_hypervisors.stack import ports
@@ -154,6 +155,53 @@ def test_port_offset_moves_every_port():
     spec = stack_layout.Spec(port_offset=10000)
     assert spec.port('keystone') == 15000
     assert spec.port('mariadb') == 13306
+
+
+def test_neutron_binds_vcenter_ports_only_once_vcsim_is_known(state, tmp_path):
+    """ml2_conf.ini: Open vSwitch always; the vCenter driver with its
+    [ml2_vcenter] section when vcsim's facts are given (mode 0600: it
+    holds vCenter's password)."""
+    venv_etc = tmp_path / 'venv-etc'
+    (venv_etc / 'neutron').mkdir(parents=True)
+    (venv_etc / 'neutron' / 'api-paste.ini').write_text('[composite:x]\n')
+    spec, secrets = stack_layout.Spec(), state.load_secrets()
+    networking.write_server(state, spec, secrets, venv_etc)
+    ml2 = configparser.ConfigParser()
+    ml2.read(state.etc / 'neutron' / 'ml2_conf.ini')
+    assert ml2['ml2']['mechanism_drivers'] == 'openvswitch'
+    assert not ml2.has_section('ml2_vcenter')
+    facts = {'host': '127.0.0.1', 'port': 4443, 'username': 'u',
+             'password': 'vc-secret', 'ca_file': '/ca.pem'}  # fmt: skip
+    networking.write_server(
+        state, spec, secrets, venv_etc,
+        vcenter=networking.vcenter_section(facts, 'vcenter-1'),
+    )  # fmt: skip
+    path = state.etc / 'neutron' / 'ml2_conf.ini'
+    ml2 = configparser.ConfigParser()
+    ml2.read(path)
+    assert ml2['ml2']['mechanism_drivers'] == (
+        'openvswitch,nova_hypervisors_vcenter'
+    )
+    assert ml2['ml2_vcenter']['compute_hosts'] == 'vcenter-1'
+    assert ml2['ml2_vcenter']['dvs_name'] == 'DVS0'
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_each_xenserver_hosts_agent_has_its_switch_and_openflow_port(state):
+    spec = stack_layout.Spec(port_offset=100)
+    for index, host in enumerate(['xenserver-1', 'xenserver-2']):
+        path = networking.write_agent(
+            state, spec, state.load_secrets(), host, index, pathlib.Path('/v')
+        )
+        agent = configparser.ConfigParser()
+        agent.read(path)
+        assert agent['DEFAULT']['host'] == host
+        assert agent['ovs']['ovsdb_connection'] == (
+            f'unix:{state.run}/ovs/{host}/db.sock'
+        )
+        assert agent['ovs']['of_listen_port'] == str(16733 + index)
+        assert agent['ovs']['bridge_mappings'] == 'physnet1:br-phys'
+        assert 'connection' not in agent['DEFAULT']  # no database
 
 
 def test_openrc_points_the_cli_at_loopback_keystone(state):
