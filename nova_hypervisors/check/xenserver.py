@@ -24,8 +24,10 @@ MIN_API_VERSION = (2, 0)
 CLOCK_SKEW_SECONDS = 30
 
 
-def run(group: Any) -> check_report.Report:
-    """Check the host of ``[xenserver]`` (``group``) without changing it."""
+def run(group: Any, compute: Any = None) -> check_report.Report:
+    """Check the host of ``[xenserver]`` (``group``) without changing it;
+    ``compute`` is the whole nova.conf, for the options of Nova's own that
+    a XenServer compute must set."""
     report = check_report.Report(
         f'XenServer at {group.connection_url or "(no connection_url)"}'
     )
@@ -41,7 +43,33 @@ def run(group: Any) -> check_report.Report:
         _integration_bridge(session, group.ovs_integration_bridge, report)
     finally:
         session.close()
+    if compute is not None:
+        _live_migration_vif_wait(compute, report)
     return report
+
+
+def _live_migration_vif_wait(conf: Any, report) -> None:
+    """xapi plugs a migrating VM's VIFs on the destination only inside
+    VM.pool_migrate: a source waiting for network-vif-plugged before the
+    migration waits out vif_plugging_timeout every time."""
+    waits = (
+        conf.compute.live_migration_wait_for_vif_plug
+        and conf.vif_plugging_timeout
+    )
+    if waits:
+        report.warn(
+            'live migration',
+            'Nova waits up to %d s for network-vif-plugged before each live '
+            'migration to this host; xapi plugs the VIFs only during the '
+            'migration, so the event cannot come first'
+            % conf.vif_plugging_timeout,
+            'set [compute] live_migration_wait_for_vif_plug = False',
+        )
+    else:
+        report.passed(
+            'live migration',
+            'no wait for network-vif-plugged before a live migration',
+        )
 
 
 def _login(group: Any, report: check_report.Report):

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if group == 'xenserver':
         from nova_hypervisors.check import xenserver
 
-        report = xenserver.run(conf.xenserver)
+        report = xenserver.run(conf.xenserver, conf)
     elif group == 'vmware':
         from nova_hypervisors.check import vcenter
 

@@ -95,6 +95,7 @@ def xen_options(sim, host=None, **overrides) -> dict:
     options.update(overrides)
     return {
         'DEFAULT': {'compute_driver': XENAPI_DRIVER},
+        'compute': {'live_migration_wait_for_vif_plug': 'false'},
         'xenserver': options,
     }
 
@@ -111,6 +112,7 @@ def test_a_well_configured_pool_member_passes_every_check(tmp_path, pool):
         'pool',
         'clock',
         'integration bridge',
+        'live migration',
     }
     assert f'its master is {pool.hosts[0].address}' in detail(
         report, 'pool role'
@@ -119,8 +121,8 @@ def test_a_well_configured_pool_member_passes_every_check(tmp_path, pool):
     assert 'shared by the pool' in detail(report, 'storage')
     assert '2 host(s)' in detail(report, 'pool')
     # One line per check, and the summary.
-    assert text.count('PASS  ') == 7
-    assert '7 passed, 0 warnings, 0 failed' in text
+    assert text.count('PASS  ') == 8
+    assert '8 passed, 0 warnings, 0 failed' in text
 
 
 def test_a_wrong_password_fails_naming_the_options(tmp_path, pool):
@@ -154,11 +156,13 @@ def test_a_filter_no_plugged_sr_matches_fails(tmp_path, pool):
     assert statuses(report)['clock'] == 'passed'
 
 
-def test_local_storage_and_no_bridge_warn(tmp_path):
+def test_local_storage_no_bridge_and_a_vif_wait_warn(tmp_path):
     sim = SimulatedPool(hosts=1, port=0, shared_sr=False)
     sim.start()
+    options = xen_options(sim)
+    del options['compute']  # Nova's default: wait for network-vif-plugged
     try:
-        status, report, text = check(tmp_path, xen_options(sim))
+        status, report, text = check(tmp_path, options)
     finally:
         sim.stop()
     assert status == 1, text
@@ -166,6 +170,10 @@ def test_local_storage_and_no_bridge_warn(tmp_path):
     assert 'not shared' in detail(report, 'storage')
     assert statuses(report)['integration bridge'] == 'warning'
     assert 'ovs-vsctl add-br br-int' in detail(report, 'integration bridge')
+    assert statuses(report)['live migration'] == 'warning'
+    assert 'live_migration_wait_for_vif_plug = False' in detail(
+        report, 'live migration'
+    )
     assert 'fix: ' in text
 
 
