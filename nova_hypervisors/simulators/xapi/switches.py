@@ -57,29 +57,24 @@ class HostSwitches:
 
     # -- ovs-vsctl ----------------------------------------------------------
 
-    def _run(self, host: str, *args: str) -> str:
+    def _run(self, host: str, *args: str, answers=(0,)) -> tuple[int, str]:
+        """(exit status, output) of ovs-vsctl; any status but ``answers``
+        is a SwitchError."""
         argv = [self.vsctl, f'--db=unix:{self.ovsdb[host]}', '--timeout=30']
         done = subprocess.run(
             argv + list(args), capture_output=True, text=True, timeout=60
         )
-        if done.returncode:
+        if done.returncode not in answers:
             raise SwitchError(
                 f'ovs-vsctl on {host}: {done.stderr.strip() or done.stdout}'
             )
-        return done.stdout
+        return done.returncode, done.stdout
 
     def bridge_exists(self, host: str, bridge: str) -> bool:
-        """Whether ``bridge`` is on the host's switch (``br-exists``)."""
-        argv = [self.vsctl, f'--db=unix:{self.ovsdb[host]}', '--timeout=30']
-        done = subprocess.run(
-            argv + ['br-exists', bridge],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if done.returncode not in (0, 2):
-            raise SwitchError(f'ovs-vsctl on {host}: {done.stderr.strip()}')
-        return done.returncode == 0
+        """Whether ``bridge`` is on the host's switch (``br-exists``
+        answers 2 for a missing one)."""
+        status, _ = self._run(host, 'br-exists', bridge, answers=(0, 2))
+        return status == 0
 
     def adopt(self) -> None:
         """Take over the VIF ports a previous run left on the switches, so
@@ -87,7 +82,7 @@ class HostSwitches:
         with self.lock:
             for host in self.ovsdb:
                 found: dict[str, Port] = {}
-                listing = self._run(
+                _, listing = self._run(
                     host,
                     '--format=csv',
                     '--data=bare',
