@@ -136,12 +136,13 @@ def _layout(args: argparse.Namespace):
 
 
 def _up(args: argparse.Namespace) -> int:
+    from nova_hypervisors.stack import phase
     from nova_hypervisors.stack import up
 
     state = _layout(args)
     spec = requested_spec(args, state)
     spec.venv = up.venv_path(args.venv, spec.venv)
-    clock = up.Clock(lambda line: print(line, flush=True))
+    clock = phase.Clock(lambda line: print(line, flush=True))
     clock(f'stack up in {state.root}')
     try:
         timings = up.up(state, spec, args.project, args.install_mode, clock)

@@ -1,20 +1,19 @@
 """``stack up``: bring the whole cloud up, or finish bringing it up.
 
-The order is the one found to work (shared/STACK.md): database, broker and
-simulators first; schemas; keystone and the catalog (placement must be in
-it before any nova service starts); the other APIs, conductor and
-scheduler; nova-compute only once the conductor consumes its queue; then
-``discover_hosts``.  Whatever still runs from an earlier ``stack up`` is
-left alone, so running ``stack up`` twice is harmless.
+The order is the one found to work (shared/STACK.md): database, broker,
+the XenServer hosts' switches and the simulators first; schemas; keystone
+and the catalog (placement must be in it before any nova service starts);
+the other APIs, conductor and scheduler; nova-compute only once the
+conductor consumes its queue; then ``discover_hosts``.  Neutron's RPC
+server and API start once the simulators' facts exist, its agents once the
+switches run (:mod:`.neutron_services`).  Whatever still runs from an
+earlier ``stack up`` is left alone, so running ``stack up`` twice is
+harmless.
 """
 
-from collections.abc import Callable
 import concurrent.futures
-import dataclasses
 import os
 import pathlib
-import subprocess
-import threading
 import time
 
 from nova_hypervisors.stack import StackError
@@ -25,10 +24,11 @@ from nova_hypervisors.stack import keystone_api
 from nova_hypervisors.stack import layout as stack_layout
 from nova_hypervisors.stack import mariadb
 from nova_hypervisors.stack import networking
+from nova_hypervisors.stack import neutron_services
 from nova_hypervisors.stack import openrc
 from nova_hypervisors.stack import packages
+from nova_hypervisors.stack import phase
 from nova_hypervisors.stack import ports
-from nova_hypervisors.stack import probe
 from nova_hypervisors.stack import procs
 from nova_hypervisors.stack import rabbitmq
 from nova_hypervisors.stack import services as names
@@ -36,41 +36,12 @@ from nova_hypervisors.stack import venv as stack_venv
 from nova_hypervisors.stack import wsgi
 
 
-class Clock:
-    """Prints each step with the seconds since ``stack up`` began."""
-
-    def __init__(self, emit: Callable[[str], None] = print) -> None:
-        self.started = time.monotonic()
-        self._emit = emit
-        # Steps report from several threads; one line at a time.
-        self._lock = threading.Lock()
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-    def __call__(self, message: str) -> None:
-        with self._lock:
-            self._emit(f'[{self.elapsed():6.1f}s] {message}')
-
-
-@dataclasses.dataclass
-class Context:
-    layout: stack_layout.Layout
-    spec: stack_layout.Spec
-    secrets: dict[str, str]
-    venv: stack_venv.Venv
-    supervisor: procs.Supervisor
-    programs: dict[str, str]
-    env: dict[str, str]
-    report: Clock
-
-
 def up(
     layout: stack_layout.Layout,
     spec: stack_layout.Spec,
     checkout: str | None,
     install_mode: str,
-    report: Clock,
+    report: phase.Clock,
 ) -> dict:
     """Bring the stack up; returns timings for the caller to print."""
     layout.create()
@@ -92,7 +63,7 @@ def up(
     report(f'venv ready ({venv_seconds:.1f} s)')
     layout.save_spec(spec)
     secrets = layout.load_secrets()
-    ctx = Context(
+    ctx = phase.Context(
         layout=layout,
         spec=spec,
         secrets=secrets,
@@ -126,7 +97,7 @@ def up(
 # -- preflight ---------------------------------------------------------------
 
 
-def _check_ports(ctx: Context) -> None:
+def _check_ports(ctx: phase.Context) -> None:
     """Every port a service still to start needs must be free, up front."""
     owners = {
         'mariadb': [names.MARIADB],
@@ -139,7 +110,8 @@ def _check_ports(ctx: Context) -> None:
         'nova-api': [names.NOVA_API],
         'neutron': [names.NEUTRON_API],
         'openflow': [
-            networking.agent_service(host) for host in _xen_hosts(ctx.spec)
+            networking.agent_service(host)
+            for host in neutron_services.xen_hosts(ctx.spec)
         ],
         'xapi-sim': [names.XAPI_SIM],
         'cinder': [names.CINDER_API],
@@ -175,7 +147,7 @@ def _check_ports(ctx: Context) -> None:
         )
 
 
-def _write_configs(ctx: Context) -> None:
+def _write_configs(ctx: phase.Context) -> None:
     venv_etc = ctx.venv.path / 'etc'
     configs.write_keystone(ctx.layout, ctx.spec, ctx.secrets)
     configs.write_glance(ctx.layout, ctx.spec, ctx.secrets, venv_etc)
@@ -188,7 +160,7 @@ def _write_configs(ctx: Context) -> None:
     ):
         configs.write_cinder_service(ctx.layout, service)
     networking.write_server(ctx.layout, ctx.spec, ctx.secrets, venv_etc)
-    for index, host in enumerate(_xen_hosts(ctx.spec)):
+    for index, host in enumerate(neutron_services.xen_hosts(ctx.spec)):
         networking.write_agent(
             ctx.layout, ctx.spec, ctx.secrets, host, index, ctx.venv.bin
         )
@@ -203,7 +175,7 @@ def _write_configs(ctx: Context) -> None:
 
 
 def _start_services(
-    ctx: Context, steps: bootstrap.Steps
+    ctx: phase.Context, steps: bootstrap.Steps
 ) -> keystone_api.Client:
     """Everything but the computes, each as early as its dependencies allow.
 
@@ -215,7 +187,7 @@ def _start_services(
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
         database = pool.submit(_start_database, ctx)
         broker = pool.submit(_start_broker, ctx)
-        switches = pool.submit(_start_switches, ctx)
+        switches = pool.submit(neutron_services.start_switches, ctx)
 
         def simulators_after_switches() -> None:
             switches.result()  # xapi-sim puts VIFs on them from the start
@@ -235,7 +207,7 @@ def _start_services(
         def api(name: str, schema) -> None:
             database.result()
             schema()
-            _start_api(ctx, name)
+            phase.start_api(ctx, name)
 
         def nova() -> None:
             database.result()
@@ -254,9 +226,9 @@ def _start_services(
             steps.neutron()
             broker.result()
             simulators.result()  # vcsim's facts, for the vCenter binding
-            _start_neutron(ctx)
+            neutron_services.start_neutron(ctx)
             switches.result()
-            _start_agents(ctx, keystone_ready.result())
+            neutron_services.start_agents(ctx, keystone_ready.result())
 
         def cinder() -> None:
             database.result()
@@ -286,7 +258,7 @@ def _first_failure(tasks: list[concurrent.futures.Future]) -> None:
             raise error
 
 
-def _start_database(ctx: Context) -> None:
+def _start_database(ctx: phase.Context) -> None:
     if not ctx.supervisor.running(names.MARIADB):
         record = mariadb.start(
             ctx.layout, ctx.spec, ctx.supervisor, ctx.programs
@@ -298,7 +270,7 @@ def _start_database(ctx: Context) -> None:
     mariadb.create_databases(ctx.layout, ctx.spec, ctx.secrets, ctx.programs)
 
 
-def _start_broker(ctx: Context) -> None:
+def _start_broker(ctx: phase.Context) -> None:
     if ctx.supervisor.running(names.RABBITMQ):
         return
     record = rabbitmq.start(
@@ -310,144 +282,7 @@ def _start_broker(ctx: Context) -> None:
     )
 
 
-def _xen_hosts(spec: stack_layout.Spec) -> list[str]:
-    """The simulated XenServer hosts' names (xapi-sim names them so)."""
-    return [
-        stack_computes.fake_xen_host(index)
-        for index in range(1, spec.xen_hosts + 1)
-    ]
-
-
-def _start_switches(ctx: Context) -> None:
-    """Each XenServer host's Open vSwitch: database, then switch."""
-    hosts = _xen_hosts(ctx.spec)
-    for host in hosts:
-        switch = networking.switch(ctx.layout, host)
-        env = dict(ctx.env, **switch.environment())
-        server = networking.OVSDB_PREFIX + host
-        if not ctx.supervisor.running(server):
-            switch.create()
-            record = ctx.supervisor.start(
-                server, switch.ovsdb_server_argv(), env=env
-            )
-            _wait_path(ctx, record, switch.socket, timeout=30)
-            switch.vsctl('init', wait=False)
-        vswitchd = networking.VSWITCHD_PREFIX + host
-        if not ctx.supervisor.running(vswitchd):
-            ctx.supervisor.start(vswitchd, switch.vswitchd_argv(), env=env)
-        # br-int is the agent's to make; physnet1's bridge is the host's.
-        switch.add_bridge(networking.PHYSNET_BRIDGE)
-    if hosts:
-        ctx.report(f'Open vSwitch running for {", ".join(hosts)}')
-
-
-def _start_neutron(ctx: Context) -> None:
-    """neutron-rpc-server, then the neutron API under gunicorn.
-
-    With vcsim running, ml2_conf.ini gets the vCenter compute's binding
-    (vcsim's connection facts exist only now).
-    """
-    etc = ctx.layout.etc / 'neutron'
-    neutron = (names.NEUTRON_API, names.NEUTRON_RPC)
-    if names.VCSIM in stack_computes.simulators(ctx.spec) and not any(
-        ctx.supervisor.running(service) for service in neutron
-    ):
-        networking.write_server(
-            ctx.layout,
-            ctx.spec,
-            ctx.secrets,
-            ctx.venv.path / 'etc',
-            vcenter=networking.vcenter_section(
-                stack_computes.facts(ctx.layout, names.VCSIM),
-                stack_computes.VCENTER_HOST,
-            ),
-        )
-    if not ctx.supervisor.running(names.NEUTRON_RPC):
-        ctx.supervisor.start(
-            names.NEUTRON_RPC,
-            [
-                ctx.venv.script('neutron-rpc-server'),
-                '--config-file',
-                str(etc / 'neutron.conf'),
-                '--config-file',
-                str(etc / 'ml2_conf.ini'),
-                '--config-file',
-                str(etc / f'{names.NEUTRON_RPC}.conf'),
-            ],
-            env=ctx.env,
-        )
-    _start_api(ctx, names.NEUTRON_API)
-    _wait_consumers(ctx, ['q-plugin'], [names.NEUTRON_RPC])
-    ctx.report('neutron-rpc-server consuming')
-
-
-def _start_agents(ctx: Context, client: keystone_api.Client) -> None:
-    """One Open vSwitch agent per XenServer host; wait until each is
-    alive in Neutron (it reported its state over RPC)."""
-    hosts = _xen_hosts(ctx.spec)
-    for host in hosts:
-        service = networking.agent_service(host)
-        if ctx.supervisor.running(service):
-            continue
-        # The agent also runs ovs-vsctl and ovsdb-client without naming
-        # a database (neutron ovsdb_monitor, ovsdbapp helpers): they find
-        # the host's switch through OVS_RUNDIR, as on the host itself.
-        switch = networking.switch(ctx.layout, host)
-        ctx.supervisor.start(
-            service,
-            [
-                ctx.venv.script('neutron-openvswitch-agent'),
-                '--config-file',
-                str(ctx.layout.etc / 'neutron' / f'{service}.ini'),
-            ],
-            env=dict(ctx.env, **switch.environment()),
-        )
-    if not hosts:
-        return
-    url = _api_url(ctx, names.NEUTRON_API) + '/v2.0/agents'
-    deadline = time.monotonic() + 120
-    while True:
-        agents = client.request('GET', url)['agents']
-        alive = {
-            agent['host']
-            for agent in agents
-            if agent['alive']
-            and agent['binary'] == 'neutron-openvswitch-agent'
-        }
-        if alive >= set(hosts):
-            break
-        for host in hosts:
-            service = networking.agent_service(host)
-            if not ctx.supervisor.running(service):
-                raise StackError(
-                    f'{service} exited during start-up\n'
-                    f'{ctx.supervisor.tail(service)}'
-                )
-        if time.monotonic() > deadline:
-            raise StackError(
-                f'Open vSwitch agents not alive within 120 s: '
-                f'{", ".join(sorted(set(hosts) - alive))}'
-            )
-        time.sleep(0.5)
-    ctx.report(f'Open vSwitch agents alive on {", ".join(hosts)}')
-
-
-def _wait_path(
-    ctx: Context, record: procs.Record, path: pathlib.Path, timeout: float
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if not procs.alive(record.pid, record.start_time):
-            raise StackError(
-                f'{record.name} exited during start-up\n'
-                f'{ctx.supervisor.tail(record.name)}'
-            )
-        if time.monotonic() > deadline:
-            raise StackError(f'{record.name} made no {path} in {timeout} s')
-        time.sleep(0.05)
-
-
-def _start_simulators(ctx: Context) -> None:
+def _start_simulators(ctx: phase.Context) -> None:
     wanted = stack_computes.simulators(ctx.spec)
     if not wanted:
         return
@@ -462,7 +297,7 @@ def _start_simulators(ctx: Context) -> None:
 
 
 def _start_keystone(
-    ctx: Context, steps: bootstrap.Steps
+    ctx: phase.Context, steps: bootstrap.Steps
 ) -> keystone_api.Client:
     record = ctx.supervisor.running(names.KEYSTONE) or wsgi.start(
         wsgi.services(ctx.layout)[names.KEYSTONE],
@@ -485,33 +320,7 @@ def _start_keystone(
     return client
 
 
-def _api_url(ctx: Context, name: str) -> str:
-    urls = configs.service_urls(ctx.spec)
-    return {
-        names.GLANCE: urls['image'],
-        names.PLACEMENT: urls['placement'],
-        names.NOVA_API: urls['compute'].rsplit('/', 1)[0],
-        names.CINDER_API: urls['volumev3'].rsplit('/', 1)[0],
-        names.NEUTRON_API: urls['network'],
-    }[name]
-
-
-def _start_api(ctx: Context, name: str) -> None:
-    """Start one gunicorn API (unless running) and wait for its answer."""
-    record = ctx.supervisor.running(name) or wsgi.start(
-        wsgi.services(ctx.layout)[name],
-        ctx.layout,
-        ctx.spec,
-        ctx.supervisor,
-        ctx.venv.script('gunicorn'),
-        ctx.env,
-    )
-    url = _api_url(ctx, name)
-    wsgi.wait_answering(record, url, ctx.supervisor)
-    ctx.report(f'{name} answering at {url}')
-
-
-def _start_nova(ctx: Context) -> None:
+def _start_nova(ctx: phase.Context) -> None:
     """nova-conductor, nova-scheduler and nova-api."""
     nova_conf = str(ctx.layout.etc / 'nova' / 'nova.conf')
     for daemon in (names.CONDUCTOR, names.SCHEDULER):
@@ -527,12 +336,12 @@ def _start_nova(ctx: Context) -> None:
                 ],
                 env=ctx.env,
             )
-    _start_api(ctx, names.NOVA_API)
-    _wait_consumers(ctx, ['conductor', 'scheduler'])
+    phase.start_api(ctx, names.NOVA_API)
+    phase.wait_consumers(ctx, ['conductor', 'scheduler'])
     ctx.report('nova-conductor and nova-scheduler consuming')
 
 
-def _start_cinder(ctx: Context) -> None:
+def _start_cinder(ctx: phase.Context) -> None:
     """The simulated iSCSI array, then cinder-api, -scheduler, -volume.
 
     With vcsim running, cinder.conf gets the ``vcenter`` backend too (its
@@ -569,7 +378,7 @@ def _start_cinder(ctx: Context) -> None:
             env=ctx.env,
             listen=(ctx.spec.port('iscsi-array'),),
         )
-        _wait_output(ctx, array, 'portal', timeout=60)
+        phase.wait_output(ctx, array, 'portal', timeout=60)
     cinder_conf = str(ctx.layout.etc / 'cinder' / 'cinder.conf')
     for daemon in (names.CINDER_SCHEDULER, names.CINDER_VOLUME):
         if not ctx.supervisor.running(daemon):
@@ -584,8 +393,8 @@ def _start_cinder(ctx: Context) -> None:
                 ],
                 env=ctx.env,
             )
-    _start_api(ctx, names.CINDER_API)
-    _wait_consumers(
+    phase.start_api(ctx, names.CINDER_API)
+    phase.wait_consumers(
         ctx,
         ['cinder-scheduler', 'cinder-volume'],
         [names.CINDER_SCHEDULER, names.CINDER_VOLUME],
@@ -600,7 +409,7 @@ def _start_cinder(ctx: Context) -> None:
     )
 
 
-def _start_pool_agent(ctx: Context) -> None:
+def _start_pool_agent(ctx: phase.Context) -> None:
     if ctx.supervisor.running(names.POOL_AGENT):
         return
     nova_conf = str(ctx.layout.etc / 'nova' / 'nova.conf')
@@ -616,12 +425,12 @@ def _start_pool_agent(ctx: Context) -> None:
         ],
         env=ctx.env,
     )
-    _wait_output(ctx, agent, 'pool agent ready', timeout=120)
+    phase.wait_output(ctx, agent, 'pool agent ready', timeout=120)
     ctx.report('pool agent listening to versioned notifications')
 
 
 def _start_computes(
-    ctx: Context, client: keystone_api.Client, steps: bootstrap.Steps
+    ctx: phase.Context, client: keystone_api.Client, steps: bootstrap.Steps
 ) -> list[configs.Compute]:
     computes = stack_computes.plan(ctx.layout, ctx.spec)
     for compute in computes:
@@ -638,7 +447,7 @@ def _start_computes(
     hosts = [compute.host for compute in computes]
     if not hosts:
         return computes
-    _wait_consumers(
+    phase.wait_consumers(
         ctx,
         [f'compute.{host}' for host in hosts],
         services=[compute.service for compute in computes],
@@ -656,79 +465,8 @@ def _start_computes(
 # -- waiting -----------------------------------------------------------------
 
 
-def _wait_consumers(
-    ctx: Context,
-    queues: list[str],
-    services: list[str] | None = None,
-    timeout: float = 120,
-) -> None:
-    """Wait for consumers on RPC queues, failing fast if a service dies."""
-    env = dict(
-        ctx.env,
-        NOVA_HYPERVISORS_TRANSPORT_URL=rabbitmq.transport_url(
-            ctx.spec, ctx.secrets
-        ),
-    )
-    waiter = subprocess.Popen(
-        [
-            str(ctx.venv.python),
-            # This tool's own copy: it always matches the caller.
-            probe.__file__,
-            '--timeout',
-            str(timeout),
-            *queues,
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    watched = services or [
-        names.CONDUCTOR if queue == 'conductor' else names.SCHEDULER
-        for queue in queues
-    ]
-    while waiter.poll() is None:
-        for service in watched:
-            if not ctx.supervisor.running(service):
-                waiter.kill()
-                waiter.wait()
-                raise StackError(
-                    f'{service} exited during start-up\n'
-                    f'{ctx.supervisor.tail(service)}'
-                )
-        time.sleep(0.3)
-    if waiter.returncode:
-        output = waiter.stdout.read() if waiter.stdout else ''
-        details = '\n'.join(ctx.supervisor.tail(s, 10) for s in watched)
-        raise StackError(f'{output.strip()}\n{details}')
-
-
-def _wait_output(
-    ctx: Context, record: procs.Record, text: str, timeout: float
-) -> None:
-    path = ctx.supervisor.output_file(record.name)
-    deadline = time.monotonic() + timeout
-    offset = 0
-    with open(path, 'rb') as stream:
-        while time.monotonic() < deadline:
-            stream.seek(offset)
-            chunk = stream.read()
-            if text.encode() in chunk:
-                return
-            if not procs.alive(record.pid, record.start_time):
-                raise StackError(
-                    f'{record.name} exited during start-up\n'
-                    f'{ctx.supervisor.tail(record.name)}'
-                )
-            time.sleep(0.2)
-    raise StackError(
-        f'{record.name} did not say {text!r} within {timeout:.0f} s\n'
-        f'{ctx.supervisor.tail(record.name)}'
-    )
-
-
 def _wait_hypervisors(
-    ctx: Context,
+    ctx: phase.Context,
     client: keystone_api.Client,
     hosts: list[str],
     timeout: float = 60,

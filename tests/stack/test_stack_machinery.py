@@ -24,6 +24,7 @@ from nova_hypervisors.stack import layout as stack_layout
 from nova_hypervisors.stack import networking
 from nova_hypervisors.stack import openrc
 from nova_hypervisors.stack import packages
+from nova_hypervisors.stack import phase
 from nova_hypervisors.stack import ports
 from nova_hypervisors.stack import procs
 from nova_hypervisors.stack import services
@@ -316,7 +317,7 @@ def test_a_port_in_use_is_named_with_its_holder_before_anything_starts(
                 continue
             break
         listener.listen()
-        ctx = up.Context(
+        ctx = phase.Context(
             layout=state,
             spec=spec,
             secrets={},
@@ -324,7 +325,7 @@ def test_a_port_in_use_is_named_with_its_holder_before_anything_starts(
             supervisor=procs.Supervisor(state.run, state.log),
             programs={},
             env={},
-            report=up.Clock(lambda _: None),
+            report=phase.Clock(lambda _: None),
         )
         assert ports.holder(port) and str(os.getpid()) in ports.holder(port)
         with pytest.raises(StackError) as error:
