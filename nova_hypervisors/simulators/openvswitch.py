@@ -78,7 +78,7 @@ class Switch:
         ]
 
     def vsctl(self, *args: str, wait: bool = True) -> str:
-        argv = [program('ovs-vsctl'), f'--db={self.db_url}', '--timeout=30']
+        argv = vsctl_argv(self.socket)
         if not wait:
             argv.append('--no-wait')
         return _run(argv + list(args))
@@ -87,6 +87,11 @@ class Switch:
         """A bridge on the userspace datapath (kept if present)."""
         self.vsctl('--may-exist', 'add-br', name, '--', 'set', 'Bridge',
                    name, 'datapath_type=netdev')  # fmt: skip
+
+
+def vsctl_argv(socket: pathlib.Path | str) -> list[str]:
+    """ovs-vsctl on the switch whose database listens on ``socket``."""
+    return [program('ovs-vsctl'), f'--db=unix:{socket}', '--timeout=30']
 
 
 def program(name: str) -> str:

@@ -43,6 +43,9 @@ pytestmark = [
 REPO = pathlib.Path(__file__).resolve().parents[2]
 HERE = pathlib.Path(__file__).resolve().parent
 DRIVER = os.environ.get('NOVA_HYPERVISORS_STACK_DRIVER', 'real')
+#: Nova's fake driver, for the stack machinery alone (a manual mode): the
+#: steps that need a hypervisor (VIFs, NICs, volumes) skip under it.  CI
+#: runs the real drivers, where no step skips.
 FAKE = DRIVER == 'fake'
 UP_BUDGET = float(os.environ.get('NOVA_HYPERVISORS_STACK_UP_BUDGET', 90))
 RESTART_BUDGET = float(

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
 import subprocess
 import threading
+
+from nova_hypervisors.simulators import openvswitch
 
 LOG = logging.getLogger(__name__)
 
@@ -48,11 +49,13 @@ class Port:
 class HostSwitches:
     """The Open vSwitch databases of some hosts, by host name."""
 
-    def __init__(self, ovsdb: dict[str, str], vsctl: str = '') -> None:
+    def __init__(self, ovsdb: dict[str, str]) -> None:
         self.ovsdb = dict(ovsdb)
-        self.vsctl = vsctl or shutil.which('ovs-vsctl') or 'ovs-vsctl'
         #: host name -> port name -> Port, as last put on that switch.
         self.ports: dict[str, dict[str, Port]] = {}
+        #: A pool's database -> its generation when last synced: a call
+        #: that changed nothing (every read) costs no scan.
+        self._synced: dict[object, int] = {}
         self.lock = threading.Lock()
 
     # -- ovs-vsctl ----------------------------------------------------------
@@ -60,9 +63,11 @@ class HostSwitches:
     def _run(self, host: str, *args: str, answers=(0,)) -> tuple[int, str]:
         """(exit status, output) of ovs-vsctl; any status but ``answers``
         is a SwitchError."""
-        argv = [self.vsctl, f'--db=unix:{self.ovsdb[host]}', '--timeout=30']
         done = subprocess.run(
-            argv + list(args), capture_output=True, text=True, timeout=60
+            openvswitch.vsctl_argv(self.ovsdb[host]) + list(args),
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         if done.returncode not in answers:
             raise SwitchError(
@@ -104,22 +109,28 @@ class HostSwitches:
         """Make every host's switch show exactly the plugged VIFs."""
         with self.lock:
             wanted: dict[str, dict[str, Port]] = {}
+            seen: dict[object, int] = {}
             for pool in topology.pools():
+                store = pool.store
                 # A pool busy in another call (a joiner waiting for its
                 # master's answer holds its own database) is left to that
                 # call, which syncs when it ends: waiting here could wait
                 # for this very call.
-                if not pool.store.lock.acquire(blocking=False):
+                if not store.lock.acquire(blocking=False):
                     continue
                 try:
+                    if self._synced.get(store) == store.generation:
+                        continue
+                    seen[store] = store.generation
                     for member in pool.members:
                         if member.name in self.ovsdb:
                             wanted.setdefault(member.name, {})
-                    _collect(pool.store, topology, wanted)
+                    _collect(store, topology, wanted)
                 finally:
-                    pool.store.lock.release()
+                    store.lock.release()
             for host, ports in wanted.items():
                 self._apply(host, ports)
+            self._synced.update(seen)
 
     def clear(self) -> None:
         """Every VIF port off the switches: the simulated hosts stop,
@@ -127,6 +138,7 @@ class HostSwitches:
         with self.lock:
             for host in self.ovsdb:
                 self._apply(host, {})
+            self._synced.clear()
 
     def _apply(self, host: str, wanted: dict[str, Port]) -> None:
         have = self.ports.setdefault(host, {})

@@ -198,6 +198,29 @@ def test_live_migration_moves_the_port_to_the_new_hosts_switch(
     )
 
 
+def test_calls_that_change_nothing_ask_no_switch(
+    pooled, switches, monkeypatch
+):
+    """Reads (Nova's periodic tasks make many) run no ovs-vsctl; a
+    change does."""
+    xapi = login(pooled.master).xenapi
+    vm, _ = _vm_with_vif(xapi, _integration_network(xapi))
+    xapi.VM.start_on(vm, pooled.hosts[0].host_ref, False, False)
+    calls = []
+    real_run = subprocess.run
+
+    def counting_run(argv, *args, **kwargs):
+        calls.append(argv)
+        return real_run(argv, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, 'run', counting_run)
+    xapi.VM.get_all_records()
+    xapi.VIF.get_all_records()
+    assert calls == []
+    xapi.VM.hard_shutdown(vm)
+    assert calls  # a change is followed onto the switch
+
+
 def test_a_bridge_the_hosts_switch_lacks_cannot_be_plugged(pooled, switches):
     xapi = login(pooled.master).xenapi
     vm, _ = _vm_with_vif(xapi, _integration_network(xapi, 'br-missing'))
