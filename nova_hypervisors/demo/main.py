@@ -79,19 +79,21 @@ def run(
         report.say()
         report.say(report.summary())
         if serve and not failed:
-            _serve(report, port)
+            _serve(report, story, port)
     finally:
         story.stop()
     return 0 if report.succeeded else 1
 
 
-def _serve(report: Report, port: int) -> None:
+def _serve(report: Report, story, port: int) -> None:
     from nova_hypervisors.demo import serve
 
-    url, _ = serve.serve_compute_api(port)
+    cloud = serve.ServedCloud(story, port)
+    openrc = serve.write_openrc(cloud, story.state_dir)
     report.say()
-    report.say(f'Nova REST API of the demo cloud: {url}')
-    report.say(serve.client_hint(url))
+    report.say(f'The demo cloud\'s APIs: {cloud.url} (identity, compute, '
+               'volume, image)')  # fmt: skip
+    report.say(serve.client_hint(openrc))
     report.say('Ctrl-C stops the clouds.')
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -99,3 +101,5 @@ def _serve(report: Report, port: int) -> None:
         stop.wait()
     except KeyboardInterrupt:
         pass
+    finally:
+        cloud.stop()

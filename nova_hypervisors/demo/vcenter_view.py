@@ -26,12 +26,15 @@ GIB_KB = 1024 * 1024
 
 
 def shadow_vm_spec(
-    name: str, datastore: str = 'LocalDS_0', controller_key: int | None = None
+    name: str,
+    datastore: str = 'LocalDS_0',
+    controller_key: int | None = None,
+    size_gb: int = 1,
 ) -> tuple:
     """The CreateVM spec of a Cinder vmdk volume as Cinder's VMDK driver
-    keeps one: a powered-off VM named after the volume with one thin 1 GiB
-    disk, on a new LSI Logic controller unless ``controller_key`` names
-    one.  (spec, the disk's path)."""
+    keeps one: a powered-off VM named after the volume with one thin disk
+    of ``size_gb``, on a new LSI Logic controller unless ``controller_key``
+    names one.  (spec, the disk's path)."""
     path = f'[{datastore}] {name}/{name}.vmdk'
     changes = []
     if controller_key is None:
@@ -52,7 +55,7 @@ def shadow_vm_spec(
                 key=-101,
                 controllerKey=controller_key,
                 unitNumber=0,
-                capacityInKB=GIB_KB,
+                capacityInKB=size_gb * GIB_KB,
                 backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
                     fileName=path, diskMode='persistent', thinProvisioned=True
                 ),
@@ -70,9 +73,11 @@ def shadow_vm_spec(
     return spec, path
 
 
-def shadow_volume(vcsim, name: str, cluster: str = 'DC0_C0') -> tuple:
+def shadow_volume(
+    vcsim, name: str, cluster: str = 'DC0_C0', size_gb: int = 1
+) -> tuple:
     """A Cinder vmdk volume as Cinder's VMDK driver keeps one: a
-    powered-off VM with one thin 1 GiB disk.  (moref id, disk path)."""
+    powered-off VM with one thin disk.  (moref id, disk path)."""
     session = _connect(vcsim)
     try:
         found = session.view_properties(
@@ -88,9 +93,20 @@ def shadow_volume(vcsim, name: str, cluster: str = 'DC0_C0') -> tuple:
             if p.get('name') == cluster
         )
         folder = next(p['vmFolder'] for p in found.values() if 'vmFolder' in p)
-        spec, path = shadow_vm_spec(name)
+        spec, path = shadow_vm_spec(name, size_gb=size_gb)
         task = session.invoke(folder, 'CreateVM_Task', config=spec, pool=pool)
         return session.wait_for_task(task)._moId, path
+    finally:
+        session.disconnect()
+
+
+def destroy_vm(vcsim, moref: str) -> None:
+    """Destroy a VM and its disks (Cinder's VMDK driver deletes a
+    volume's shadow VM so)."""
+    session = _connect(vcsim)
+    try:
+        vm = session.moref(vim.VirtualMachine, moref)
+        session.wait_for_task(session.invoke(vm, 'Destroy_Task'))
     finally:
         session.disconnect()
 
