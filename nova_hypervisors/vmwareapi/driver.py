@@ -47,6 +47,7 @@ class VCDriver(driver.ComputeDriver):
         supports_image_type_raw=True,
         supports_image_type_vmdk=True,
         supports_attach_interface=True,
+        supports_extend_volume=True,
     )
 
     def __init__(self, virtapi, read_only=False):
@@ -413,6 +414,12 @@ class VCDriver(driver.ComputeDriver):
         self, context, connection_info, instance, mountpoint, encryption=None
     ):
         self._vmops.volumes.detach(instance, connection_info)
+
+    @translate
+    def extend_volume(
+        self, context, connection_info, instance, requested_size
+    ):
+        self._vmops.volumes.extend(instance, connection_info, requested_size)
 
     # -- resize and cold migration --------------------------------------------
 

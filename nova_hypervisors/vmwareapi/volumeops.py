@@ -286,15 +286,7 @@ class VolumeOps:
             self._detach_iscsi(vm, connection_info)
             return
         shadow, disk = self.shadow_disk(connection_info)
-        key = VOLUME_KEY % volume_id
-        props = self._props(
-            vm, ['config.hardware.device', f'config.extraConfig["{key}"]']
-        )
-        recorded = props.get(f'config.extraConfig["{key}"]')
-        recorded = getattr(recorded, 'value', recorded) or ''
-        device = self._attached_device(
-            props.get('config.hardware.device') or [], disk, recorded
-        )
+        device, _ = self._volume_device(vm, disk, volume_id)
         if device is None:
             LOG.info('Volume %s is not attached; nothing to detach', volume_id)
             return
@@ -312,6 +304,22 @@ class VolumeOps:
                 extraConfig=[volume_option(volume_id, None)],
             ),
         )
+
+    def _volume_device(
+        self, vm: Any, disk: VolumeDisk, volume_id: str
+    ) -> tuple[Any, dict]:
+        """The instance's disk that is the volume (or None), and the VM's
+        devices and power state."""
+        key = VOLUME_KEY % volume_id
+        props = self._props(
+            vm, DEVICE_PATHS + [f'config.extraConfig["{key}"]']
+        )
+        recorded = props.get(f'config.extraConfig["{key}"]')
+        recorded = getattr(recorded, 'value', recorded) or ''
+        device = self._attached_device(
+            props.get('config.hardware.device') or [], disk, recorded
+        )
+        return device, props
 
     @staticmethod
     def _attached_device(
@@ -420,15 +428,13 @@ class VolumeOps:
         )[parent]['host']
         return host, list(hosts)
 
-    def _prepare_hosts(self, hosts: list, portal: str) -> list:
-        """Send target and rescan on each host's software iSCSI adapter;
-        returns (storage system, adapter, send target) of every send
-        target this call added."""
-        address, _, port = portal.rpartition(':')
+    def _iscsi_adapters(self, hosts: list) -> list[tuple[Any, Any]]:
+        """(storage system, software iSCSI adapter) of each host that has
+        one."""
         systems = self._session.properties(
             hosts, vim.HostSystem, ['configManager.storageSystem']
         )
-        added = []
+        found = []
         for props in systems.values():
             system = props['configManager.storageSystem']
             adapters = self._session.properties(
@@ -444,8 +450,17 @@ class VolumeOps:
                 ),
                 None,
             )
-            if hba is None:
-                continue
+            if hba is not None:
+                found.append((system, hba))
+        return found
+
+    def _prepare_hosts(self, hosts: list, portal: str) -> list:
+        """Send target and rescan on each host's software iSCSI adapter;
+        returns (storage system, adapter, send target) of every send
+        target this call added."""
+        address, _, port = portal.rpartition(':')
+        added = []
+        for system, hba in self._iscsi_adapters(hosts):
             known = {
                 '%s:%s' % (t.address, t.port)
                 for t in hba.configuredSendTarget or []
@@ -627,6 +642,80 @@ class VolumeOps:
                 extraConfig=[volume_option(volume_id, None)],
             ),
         )
+
+    # -- size ------------------------------------------------------------
+
+    def extend(
+        self, instance: Any, connection_info: dict, requested_size: int
+    ) -> None:
+        """Cinder has grown the volume; make the instance see its size.
+
+        ``iscsi``: the array grew the LUN, so every host of the cluster
+        rescans its adapter (``RescanHba`` rereads each LUN's capacity).
+        The RDM is in physical compatibility mode: the guest addresses the
+        LUN itself and sees the new size with no change to the VM.
+
+        ``vmdk``: the instance's disk device is grown to the new size by
+        ``ReconfigVM_Task`` (an ``edit`` with a larger ``capacityInKB``,
+        how vSphere grows a virtual disk, also of a running VM).  vSphere
+        grows no IDE disk of a running VM, so that is refused first.
+        """
+        volume_id = common_volumes.volume_id_of(connection_info)
+        vm = lookup.get_vm(self._session, instance)
+        if connection_info.get('driver_volume_type') == ISCSI:
+            self._extend_iscsi(vm, connection_info, requested_size)
+            return
+        _, disk = self.shadow_disk(connection_info)
+        device, props = self._volume_device(vm, disk, volume_id)
+        if device is None:
+            raise exception.VolumeNotFound(volume_id=volume_id)
+        wanted_kb = -(-requested_size // 1024)
+        if int(device.capacityInKB or 0) >= wanted_kb:
+            return
+        devices = props.get('config.hardware.device') or []
+        if (
+            adapter_of(devices, device) == vm_hardware.IDE
+            and props.get('runtime.powerState') != 'poweredOff'
+        ):
+            raise exception.ExtendVolumeNotSupported(
+                message='vSphere grows no IDE disk of a running VM; stop '
+                'the server and extend again'
+            )
+        device.capacityInKB = wanted_kb
+        if getattr(device, 'capacityInBytes', None):
+            device.capacityInBytes = wanted_kb * 1024
+        LOG.info('Growing volume %s of %s to %d KB', volume_id,
+                 instance.uuid, wanted_kb)  # fmt: skip
+        self._run_task(
+            vm,
+            'ReconfigVM_Task',
+            spec=vim.vm.ConfigSpec(
+                deviceChange=[
+                    vim.vm.device.VirtualDeviceSpec(
+                        operation='edit', device=device
+                    )
+                ]
+            ),
+        )
+
+    def _extend_iscsi(
+        self, vm: Any, connection_info: dict, requested_size: int
+    ) -> None:
+        data = check_type(connection_info)
+        host, hosts = self._cluster_hosts(vm)
+        for system, hba in self._iscsi_adapters(hosts):
+            self._session.invoke(system, 'RescanHba', hbaDevice=hba.device)
+        found = self.find_lun(host, data)
+        if found is None:
+            raise exception.VolumeNotFound(
+                volume_id=common_volumes.volume_id_of(connection_info)
+            )
+        size = found[2] * 1024
+        if size < requested_size:
+            raise exception.StorageError(
+                reason='the LUN is %d bytes after a rescan, not %d'
+                % (size, requested_size)
+            )
 
     # -- boot from volume --------------------------------------------------
 

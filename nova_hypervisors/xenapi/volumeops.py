@@ -250,7 +250,7 @@ class VolumeOps:
             if sm_config.get('LUNid') == str(target.lun):
                 size = int(self._call('VDI.get_virtual_size', vdi_ref))
                 if size < requested_size:
-                    raise exception.ExtendVolumeNotSupported(
+                    raise exception.StorageError(
                         reason='the LUN is %d bytes after a rescan, not %d'
                         % (size, requested_size)
                     )

@@ -15,6 +15,9 @@ it started with.  The same harness runs the demo
 
 import time
 
+from nova.tests.functional.api import client as api_client
+from nova.volume import cinder as nova_cinder
+
 from nova_hypervisors.demo import cloud
 
 XENAPI_DRIVER = cloud.XENAPI_DRIVER
@@ -73,3 +76,38 @@ class NovaAPITestCase(cloud.InProcessNova):
                 return service
             time.sleep(0.2)
         self.fail(f'{host} did not become {status}')
+
+    def volume_extended(
+        self, server: dict, volume_id: str, size_gb: int, result='Success'
+    ) -> None:
+        """Cinder grew ``volume_id`` to ``size_gb`` and tells Nova so (the
+        ``volume-extended`` event Cinder's extend of an attached volume
+        sends); waits for the compute's ``extend_volume`` to end with
+        ``result``."""
+        original = self.cinder.fake_get
+
+        def get(context, wanted, microversion=None):
+            volume = original(context, wanted, microversion)
+            if wanted == volume_id:
+                volume['size'] = size_gb
+            return volume
+
+        # The fixture's patch of API.get, restored by it at cleanup.
+        nova_cinder.API.get.side_effect = get
+        event = {
+            'name': 'volume-extended',
+            'server_uuid': server['id'],
+            'tag': volume_id,
+        }
+        try:
+            self.api.api_post(
+                '/os-server-external-events', {'events': [event]}
+            )
+        except api_client.OpenStackApiException:
+            # The harness runs RPC casts as calls: a compute's failure
+            # reaches the API, which a real cloud's caller never sees.
+            if result == 'Success':
+                raise
+        self._wait_for_instance_action_event(
+            server, 'extend_volume', 'compute_extend_volume', result
+        )

@@ -361,6 +361,52 @@ class TestISCSIVolumes(ISCSIVolumeTestCase):
         self._delete_server(server)
 
 
+class TestExtend(ISCSIVolumeTestCase):
+    compute_errors_expected = True
+
+    def lun_capacity(self, server, scsi_id):
+        """Bytes of the LUN as the server's host sees it."""
+        host = self._vm_props(server, 'runtime.host')['runtime.host']
+        luns = self.admin.properties(
+            [host], vim.HostSystem, ['config.storageDevice.scsiLun']
+        )[host]['config.storageDevice.scsiLun']
+        (lun,) = [
+            lun for lun in luns if lun.uuid.endswith(scsi_id)
+        ]  # fmt: skip
+        return lun.capacity.block * lun.capacity.blockSize
+
+    def test_a_vmdk_volume_grows_on_the_running_server(self):
+        server = self._boot_active()
+        _, path = self.shadow_vm(VOLUME_A)
+        self.attach(server, VOLUME_A)
+        self.volume_extended(server, VOLUME_A, 2)
+        (disk,) = [d for d in self.disks(server) if d.backing.fileName == path]
+        self.assertEqual(2 * vcenter_view.GIB_KB, disk.capacityInKB)
+        self.assertEqual('poweredOn', self._power_state(server))
+
+    def test_a_grown_lun_is_rescanned_on_every_host(self):
+        server = self._boot_active()
+        scsi_id = self.iscsi_volume(VOLUME_A, 1)
+        self.attach(server, VOLUME_A)
+        self.assertEqual(1 << 30, self.lun_capacity(server, scsi_id))
+        self.array.extend_lun(ISCSI_IQN, 1, 2 << 30)
+        self.volume_extended(server, VOLUME_A, 2)
+        self.assertEqual(2 << 30, self.lun_capacity(server, scsi_id))
+        (rdm,) = self.rdms(server)
+        self.assertEqual(scsi_id, rdm.backing.lunUuid[-len(scsi_id) :])
+
+    def test_a_lun_the_array_did_not_grow_fails_the_extend(self):
+        server = self._boot_active()
+        self.iscsi_volume(VOLUME_A, 1)
+        self.attach(server, VOLUME_A)
+        self.volume_extended(server, VOLUME_A, 2, result='Error')
+        self.assertIn(
+            'the LUN is 1073741824 bytes after a rescan, not 2147483648',
+            self.stdlog.logger.output,
+        )
+        self.assertEqual(1, len(self.rdms(server)))
+
+
 class TestISCSIVolumeFaults(ISCSIVolumeTestCase):
     compute_errors_expected = True
 

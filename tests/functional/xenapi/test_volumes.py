@@ -13,7 +13,6 @@ import urllib.parse
 
 import fixtures
 from nova.tests.functional.api import client as api_client
-from nova.volume import cinder as nova_cinder
 
 from nova_hypervisors.simulators import iscsi_target
 from tests.functional.xapi_sim import helpers as sim_helpers
@@ -178,32 +177,7 @@ class TestAttachDetach(VolumeTestCase):
         server = self.boot()
         self.attach(server, self.volume(VOLUME_A))
         self.array.extend_lun(IQN, 1, 2 * GIB)
-        original = self.cinder.fake_get
-
-        def get(context, volume_id, microversion=None):
-            volume = original(context, volume_id, microversion)
-            if volume_id == VOLUME_A:
-                volume['size'] = 2
-            return volume
-
-        # Cinder now reports the grown size (the fixture's patch of
-        # API.get, restored by the fixture at cleanup).
-        nova_cinder.API.get.side_effect = get
-        self.api.api_post(
-            '/os-server-external-events',
-            {
-                'events': [
-                    {
-                        'name': 'volume-extended',
-                        'server_uuid': server['id'],
-                        'tag': VOLUME_A,
-                    }
-                ]
-            },
-        )
-        self._wait_for_instance_action_event(
-            server, 'extend_volume', 'compute_extend_volume', 'Success'
-        )
+        self.volume_extended(server, VOLUME_A, 2)
         vbd = self.volume_vbds(server)[VOLUME_A]
         self.assertEqual(
             2 * GIB, self.records('VDI')[vbd['VDI']]['virtual_size']

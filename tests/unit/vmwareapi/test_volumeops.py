@@ -147,3 +147,36 @@ def test_detach_of_a_moved_disk_gives_the_shadow_vm_the_new_file():
 def test_other_connection_types_are_refused_by_name():
     with pytest.raises(exception.VolumeDriverNotFound):
         volumeops.check_type({'driver_volume_type': 'rbd', 'data': {}})
+
+
+def test_an_ide_volume_of_a_running_vm_is_not_grown():
+    """vSphere grows no IDE disk of a powered-on VM: the extend is
+    refused before anything is sent."""
+    session = mock.Mock()
+    vm, shadow = mock.Mock(_moId='vm-1'), mock.Mock(_moId='vm-shadow')
+    session.moref.return_value = shadow
+    ide = vim.vm.device.VirtualIDEController(key=200, busNumber=0)
+    volume_disk = disk(SHADOW_PATH, controller=200)
+
+    def properties(objects, kind, paths):
+        (obj,) = objects
+        if obj is shadow:
+            return {obj: {'config.hardware.device': [ide, volume_disk]}}
+        return {
+            vm: {
+                'config.hardware.device': [ide, volume_disk],
+                'runtime.powerState': 'poweredOn',
+            }
+        }
+
+    session.properties.side_effect = properties
+    ops = volumeops.VolumeOps(session)
+    info = {
+        'driver_volume_type': 'vmdk',
+        'data': {'volume': 'vm-shadow', 'volume_id': 'v1'},
+    }
+    with mock.patch.object(volumeops.lookup, 'get_vm', return_value=vm):
+        with pytest.raises(exception.ExtendVolumeNotSupported) as raised:
+            ops.extend(mock.Mock(uuid='i-1'), info, 2 << 30)
+    assert 'IDE' in str(raised.value)
+    session.invoke.assert_not_called()
