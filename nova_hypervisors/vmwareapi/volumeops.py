@@ -286,10 +286,23 @@ class VolumeOps:
             self._detach_iscsi(vm, connection_info)
             return
         shadow, disk = self.shadow_disk(connection_info)
-        device, _ = self._volume_device(vm, disk, volume_id)
+        device, props = self._volume_device(vm, disk, volume_id)
         if device is None:
             LOG.info('Volume %s is not attached; nothing to detach', volume_id)
             return
+        # vSphere hot-removes SCSI disks without asking the guest (no
+        # guest can hold one back), but removes no IDE disk from a
+        # powered-on VM, as it adds none: refuse before vCenter does.
+        if (
+            adapter_of(props.get('config.hardware.device') or [], device)
+            == vm_hardware.IDE
+            and props.get('runtime.powerState') != 'poweredOff'
+        ):
+            raise exception.DeviceDetachFailed(
+                device=device.backing.fileName,
+                reason='vSphere removes no IDE disk from a running VM; '
+                'stop the server, then detach the volume',
+            )
         if device.backing.fileName != disk.path:
             self._consolidate(vm, shadow, disk, device.backing.fileName)
         self._run_task(

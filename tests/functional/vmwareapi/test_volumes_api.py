@@ -161,6 +161,43 @@ class TestAttachDetach(VolumeTestCase):
         )
 
 
+class TestIDEVolumes(VolumeTestCase):
+    """vSphere adds and removes IDE disks only while a VM is off; SCSI
+    disks it hot-removes without asking the guest, so no guest can hold
+    one busy.  The driver says so before vCenter refuses."""
+
+    compute_errors_expected = True
+
+    def test_an_ide_volume_stays_on_the_running_server_until_it_stops(self):
+        server = self._boot_active()
+        self.api.post_server_action(server['id'], {'os-stop': None})
+        server = self._wait_for_state_change(server, 'SHUTOFF')
+        _, path = self.shadow_vm(VOLUME_A, controller=200)
+        self.attach(server, VOLUME_A)
+        self.api.post_server_action(server['id'], {'os-start': None})
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        host = self.api.get_server(server['id'])['OS-EXT-SRV-ATTR:host']
+        self.flags(host=host)
+        try:
+            self.api.delete_server_volume(server['id'], VOLUME_A)
+        except api_client.OpenStackApiException:
+            # The harness runs the compute's cast as a call.
+            pass
+        self.assertIn(
+            'vSphere removes no IDE disk from a running VM',
+            self.stdlog.logger.output,
+        )
+        self.assertIn(path, self.disk_files(server))
+        self.assertEqual(
+            [VOLUME_A],
+            [v['volumeId'] for v in self.api.get_server_volumes(server['id'])],
+        )
+        self.api.post_server_action(server['id'], {'os-stop': None})
+        server = self._wait_for_state_change(server, 'SHUTOFF')
+        self.detach(server, VOLUME_A)
+        self.assertNotIn(path, self.disk_files(server))
+
+
 class TestBootFromVolume(VolumeTestCase):
     def test_the_volume_is_the_root_disk_and_stays_after_delete(self):
         _, path = self.shadow_vm(VOLUME_A)
