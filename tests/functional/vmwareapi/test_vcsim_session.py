@@ -382,6 +382,37 @@ class TestAgainstVcsim(unittest.TestCase):
         )
         self.assertEqual(4 * 32, sum(h.used_memory_mb for h in watched.hosts))
 
+    def test_a_disk_a_running_vm_holds_is_not_extended(self):
+        """vSphere API, VirtualDiskManager.ExtendVirtualDisk_Task and
+        vim.fault.FileLocked: ESXi locks the disk files a powered-on VM
+        has open, so the disk manager cannot grow them (our vcsim patch
+        0020; vcsim grew them).  ReconfigVM_Task grows such a disk."""
+        session = self.connect()
+        node = cluster.find_node(session, 'DC0_C0')
+        found = session.properties(
+            list(self._foreign_vms(session, node)),
+            vim.VirtualMachine,
+            ['runtime.powerState', 'config.hardware.device'],
+        )
+        disk = next(
+            device
+            for props in found.values()
+            if props['runtime.powerState'] == 'poweredOn'
+            for device in props['config.hardware.device']
+            if isinstance(device, vim.vm.device.VirtualDisk)
+        )
+        task = session.invoke(
+            session.content.virtualDiskManager,
+            'ExtendVirtualDisk_Task',
+            name=disk.backing.fileName,
+            datacenter=node.datacenter,
+            newCapacityKb=disk.capacityInKB * 2,
+            eagerZero=False,
+        )
+        with self.assertRaises(vc_session.TaskFailed) as caught:
+            session.wait_for_task(task)
+        self.assertIsInstance(caught.exception.fault, vim.fault.FileLocked)
+
     def _foreign_vms(self, session, node) -> dict:
         return inventory.read_cluster(
             session, node.cluster, {vim.VirtualMachine: ['name']}
