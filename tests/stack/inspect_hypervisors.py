@@ -115,6 +115,7 @@ def xen_volumes(facts: dict) -> dict:
                         'vm': api.VM.get_name_label(vbd['VM']),
                         'userdevice': vbd['userdevice'],
                         'attached': vbd['currently_attached'],
+                        'size': int(api.VDI.get_virtual_size(vbd['VDI'])),
                     }
             return {'srs': srs, 'vbds': vbds}
         finally:

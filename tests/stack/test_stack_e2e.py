@@ -598,7 +598,23 @@ def test_08b_cinder_volumes_on_the_pool(cloud, step):
     _say(f'  after server add volume: {seen}')
     vbd = seen['vbds'][volume['id']]
     assert vbd['attached'], seen
+    assert vbd['size'] == 1 << 30, seen
     assert len(seen['srs']) == 1, seen
+    # Extend while attached (Cinder 3.42+): Cinder grows the LUN, then
+    # sends Nova volume-extended; the driver rescans the SR.
+    cloud.openstack(
+        '--os-volume-api-version', '3.42',
+        'volume', 'set', '--size', '2', 'e2e-vol', parse=False,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while True:
+        seen = cloud.inspect('xen-volumes', 'xapi-sim')
+        if seen['vbds'][volume['id']]['size'] == 2 << 30:
+            break
+        assert time.monotonic() < deadline, seen
+        time.sleep(1)
+    assert _wait_volume(cloud, 'e2e-vol', 'in-use')['size'] == 2
+    _say(f'  after volume set --size 2: {seen["vbds"][volume["id"]]}')
     cloud.openstack(
         'server', 'remove', 'volume', 'e2e-pool-1', 'e2e-vol', parse=False
     )
