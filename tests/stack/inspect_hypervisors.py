@@ -187,7 +187,7 @@ def vcenter_vms(facts: dict) -> dict:
         groups.Destroy()
         # Nova's VMs carry Nova's managedBy; the others (the cluster's
         # agent VMs) are not Nova's to create or delete.
-        nova, others, disks, nics = [], [], {}, {}
+        nova, others, disks, disk_kb, nics = [], [], {}, {}, {}
         for vm in view.view:
             owner = getattr(vm.config, 'managedBy', None)
             mine = getattr(owner, 'extensionKey', None) == NOVA_EXTENSION_KEY
@@ -199,6 +199,11 @@ def vcenter_vms(facts: dict) -> dict:
                     for device in vm.config.hardware.device
                     if isinstance(device, vim.vm.device.VirtualDisk)
                 ]
+                disk_kb[vm.name.rsplit(' (', 1)[0]] = {
+                    device.backing.fileName: device.capacityInKB
+                    for device in vm.config.hardware.device
+                    if isinstance(device, vim.vm.device.VirtualDisk)
+                }
                 nics[vm.name.rsplit(' (', 1)[0]] = [
                     {
                         'mac': device.macAddress,
@@ -218,6 +223,7 @@ def vcenter_vms(facts: dict) -> dict:
             'vms': sorted(nova),
             'others': sorted(others),
             'disks': disks,
+            'disk_kb': disk_kb,
             'nics': nics,
             'portgroups': sorted(portgroups.values()),
         }

@@ -690,6 +690,31 @@ def test_10b_cinder_vmdk_volume_on_the_vcenter_cluster(cloud, step):
     _say(f'  after server add volume: {seen}')
     disks = seen['disks']['e2e-vcenter']
     assert any('volume-' in disk for disk in disks), seen
+    # Grown while attached: ESXi locks the file of a running VM's disk
+    # (vcsim patch 0020), so Cinder's VMDK driver grows it while the
+    # server is stopped; Nova's volume-extended then grows the VM's disk.
+    cloud.openstack('server', 'stop', 'e2e-vcenter', parse=False)
+    cloud.wait_server('e2e-vcenter', 'SHUTOFF')
+    cloud.openstack(
+        '--os-volume-api-version', '3.42',
+        'volume', 'set', '--size', '2', 'e2e-vc-vol', parse=False,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while True:
+        seen = cloud.inspect('vcenter-vms', 'vcsim')
+        sizes = [
+            kb
+            for path, kb in seen['disk_kb']['e2e-vcenter'].items()
+            if 'volume-' in path
+        ]
+        if sizes == [2 << 20]:
+            break
+        assert time.monotonic() < deadline, seen
+        time.sleep(1)
+    assert _wait_volume(cloud, 'e2e-vc-vol', 'in-use')['size'] == 2
+    _say(f'  after volume set --size 2: {seen["disk_kb"]["e2e-vcenter"]}')
+    cloud.openstack('server', 'start', 'e2e-vcenter', parse=False)
+    cloud.wait_server('e2e-vcenter', 'ACTIVE')
     cloud.openstack(
         'server', 'remove', 'volume', 'e2e-vcenter', 'e2e-vc-vol', parse=False
     )
