@@ -508,6 +508,14 @@ class XenAPIDriver(driver.ComputeDriver):
             instance, migrate_data
         )
 
+    def post_live_migration(
+        self, context, instance, block_device_info, migrate_data=None
+    ):
+        self._moves().post_live_migration(
+            driver.block_device_info_get_mapping(block_device_info),
+            migrate_data,
+        )
+
     def post_live_migration_at_source(self, context, instance, network_info):
         """xapi moved the VIFs with the VM; volume SRs leave this host."""
         self._moves().post_live_migration_at_source(instance)

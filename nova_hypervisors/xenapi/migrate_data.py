@@ -16,6 +16,7 @@ from __future__ import annotations
 from nova.objects import base as obj_base
 from nova.objects import fields
 from nova.objects import migrate_data
+from oslo_utils import versionutils
 from oslo_versionedobjects import fields as ovo_fields
 
 
@@ -40,7 +41,8 @@ class XenAPILiveMigrateData(migrate_data.HyperVLiveMigrateData):
     """A block migration's destination, from ``pre_live_migration``."""
 
     # Version 1.0: Initial version
-    VERSION = '1.0'
+    # Version 1.1: volume_srs
+    VERSION = '1.1'
 
     fields = {
         # What host.migrate_receive on the destination answered: the
@@ -53,6 +55,9 @@ class XenAPILiveMigrateData(migrate_data.HyperVLiveMigrateData):
         # Whether the destination is another pool (the VM gets a new
         # record there, and a failed send may leave a halted copy).
         'cross_pool': fields.BooleanField(),
+        # Volume SR uuid -> that SR as the destination pool knows it,
+        # connected there by pre_live_migration (another pool only).
+        'volume_srs': fields.DictOfStringsField(),
     }
 
     def obj_make_compatible(self, primitive, target_version) -> None:
@@ -60,6 +65,8 @@ class XenAPILiveMigrateData(migrate_data.HyperVLiveMigrateData):
         migrate_data.LiveMigrateData.obj_make_compatible(
             self, primitive, target_version
         )
+        if versionutils.convert_version_to_tuple(target_version) < (1, 1):
+            primitive.pop('volume_srs', None)
 
     @classmethod
     def from_base(

@@ -227,12 +227,12 @@ class MigrationOps:
                 vm_ref, _ = vm_utils.lookup(self._session, instance)
                 self._volumes.connect_here(vm_ref, list(volumes))
             return migrate_data
-        if volumes:
-            raise exception.MigrationError(
-                reason='a block migration to another pool cannot take '
-                'attached volumes; detach them first'
-            )
         session = self._session
+        found = vm_utils.find_vm(session, instance)
+        if volumes and found is not None:
+            # Local disks inside the pool: the VM keeps its VBDs, as in
+            # a shared move; its volume SRs must be plugged here.
+            self._volumes.connect_here(found[0], list(volumes))
         host_ref = session.host_ref
         pif = self._call('host.get_management_interface', host_ref)
         network = self._call('PIF.get_network', pif)
@@ -252,7 +252,15 @@ class MigrationOps:
             )
             for vif in network_info or []
         }
-        result.cross_pool = vm_utils.find_vm(session, instance) is None
+        result.cross_pool = found is None
+        # Another pool: each volume's SR is connected here last, so a
+        # failure before leaves nothing of it (as Nova's last in-tree
+        # driver did, nova 21 vmops.connect_block_device_volumes).
+        result.volume_srs = (
+            self._volumes.connect_for_arrival(list(volumes))
+            if volumes and result.cross_pool
+            else {}
+        )
         return result
 
     def live_migration(
@@ -349,6 +357,8 @@ class MigrationOps:
             vdi_ref: migrate_data.dest_sr
             for vdi_ref, _ in self._disks_by_device(record).values()
         }
+        if migrate_data.cross_pool:
+            vdi_map.update(self._volume_vdi_map(vm_ref, migrate_data))
         vif_map = {}
         for vif_ref in record.get('VIFs', []):
             mac = self._call('VIF.get_MAC', vif_ref)
@@ -369,6 +379,39 @@ class MigrationOps:
             {},
             {},
         )
+
+    def _volume_vdi_map(self, vm_ref: str, migrate_data) -> dict[str, str]:
+        """Each volume VDI -> its SR as the destination pool knows it.
+
+        The destination introduced the same SR uuid (the same LUNs), so
+        xapi finds the VDIs there and copies nothing; mapping them is
+        what Nova's last in-tree driver did (nova 21,
+        ``vmops._call_live_migrate_command``).  xapi refuses a VDI left
+        out of the map of a send to another pool (``VDI_NOT_IN_MAP``).
+        """
+        connected = (
+            migrate_data.volume_srs
+            if migrate_data.obj_attr_is_set('volume_srs')
+            else {}
+        )
+        vdi_map = {}
+        for vdi_ref in self._volumes.volume_vdis(vm_ref):
+            sr_uuid = self._call(
+                'SR.get_uuid', self._call('VDI.get_SR', vdi_ref)
+            )
+            if sr_uuid not in connected:
+                raise exception.MigrationError(
+                    reason='the destination did not connect the volume SR '
+                    '%s' % sr_uuid
+                )
+            vdi_map[vdi_ref] = connected[sr_uuid]
+        return vdi_map
+
+    def post_live_migration(self, volumes, migrate_data) -> None:
+        """Runs on the source after the move: a VM that went to another
+        pool leaves its volume SRs behind in this one; they go."""
+        if volumes and getattr(migrate_data, 'cross_pool', False):
+            self._volumes.release_departed(list(volumes))
 
     def post_live_migration_at_source(self, instance) -> None:
         """The VM left: its volume SRs leave this host."""
@@ -403,14 +446,17 @@ class MigrationOps:
                 self._volumes.release_here(found[0])
             return
         found = vm_utils.find_vm(self._session, instance)
-        if found is None or found[1]['power_state'] != 'Halted':
-            return
-        LOG.info('Removing the halted copy of a failed block migration')
-        vm_ref, record = found
-        for vdi_ref, _ in self._disks_by_device(record).values():
-            disks.destroy_vdi(self._session, vdi_ref)
-        with contextlib.suppress(exception.NotFound):
-            self._call('VM.destroy', vm_ref)
+        if found is not None and found[1]['power_state'] == 'Halted':
+            LOG.info('Removing the halted copy of a failed block migration')
+            vm_ref, record = found
+            # Volume VBDs are not among these disks: their LUNs stay.
+            for vdi_ref, _ in self._disks_by_device(record).values():
+                disks.destroy_vdi(self._session, vdi_ref)
+            with contextlib.suppress(exception.NotFound):
+                self._call('VM.destroy', vm_ref)
+        if migrate_data.obj_attr_is_set('volume_srs'):
+            # Forgotten unless a VM of this pool uses them.
+            self._volumes.release_srs(migrate_data.volume_srs.values())
 
     def is_elsewhere(self, instance) -> bool:
         """Whether the instance's VM is gone from this host (moved).

@@ -21,6 +21,7 @@ import re
 
 from nova import exception
 from oslo_log import log as logging
+from oslo_utils import excutils
 
 from nova_hypervisors.common import volumes as common_volumes
 from nova_hypervisors.xenapi import disks
@@ -216,6 +217,46 @@ class VolumeOps:
                 volume_srs.connect(session, session.host_ref, target)
             else:
                 volume_srs.plug_on(session, sr_ref, session.host_ref, target)
+
+    def connect_for_arrival(self, volumes: list) -> dict[str, str]:
+        """Connect the volumes of a VM coming from another pool.
+
+        Each volume's SR is introduced in this pool under the same uuid
+        (derived from the target) and plugged on this host, and its LUN
+        scanned in; ``VM.migrate_send`` maps the VM's volume VDIs to these
+        SRs, so the LUNs are not copied.  Returns {SR uuid: SR ref}; on a
+        failure, the SRs connected so far are released again.
+        """
+        session = self._session
+        connected: dict[str, str] = {}
+        try:
+            for volume in volumes:
+                target = volume_srs.ISCSITarget.from_connection_info(
+                    volume['connection_info']
+                )
+                sr_ref, _ = volume_srs.connect(
+                    session, session.host_ref, target
+                )
+                connected[target.sr_uuid] = sr_ref
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                self.release_srs(connected.values())
+        return connected
+
+    def release_srs(self, sr_refs) -> None:
+        """Forget each SR that no VBD of the pool uses."""
+        for sr_ref in list(sr_refs):
+            volume_srs.release(self._session, sr_ref)
+
+    def release_departed(self, volumes: list) -> None:
+        """The VM went to another pool: its volume SRs leave this one."""
+        for volume in volumes:
+            target = volume_srs.ISCSITarget.from_connection_info(
+                volume['connection_info']
+            )
+            sr_ref = volume_srs.find_sr(self._session, target)
+            if sr_ref is not None:
+                volume_srs.release(self._session, sr_ref)
 
     def release_here(self, vm_ref: str) -> None:
         """Unplug the VM's volume SRs from this host once the VM left."""

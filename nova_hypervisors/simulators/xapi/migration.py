@@ -89,6 +89,8 @@ class _Plan:
         self.disks = vm_copy._disks(store, vm)
         self.vdi_map = dict(vdi_map)
         self.moves: dict[str, str] = {}
+        #: source VDI -> the same VDI as the destination pool knows it.
+        self.same_storage: dict[str, str] = {}
         for vdi in self.disks:
             sr = vdi_map.get(vdi)
             if sr is None:
@@ -97,7 +99,11 @@ class _Plan:
                 continue
             if not target_store.exists('SR', sr):
                 raise XapiFailure('HANDLE_INVALID', 'SR', sr)
-            if sr != store.get('VDI', vdi)['SR'] or self.cross_pool:
+            if self.cross_pool and _same_sr(store, vdi, target_store, sr):
+                self.same_storage[vdi] = _same_vdi(
+                    store, vdi, target_store, sr
+                )
+            elif sr != store.get('VDI', vdi)['SR'] or self.cross_pool:
                 self.moves[vdi] = sr
         self.networks: dict[str, str] = {}
         for vif in record['VIFs']:
@@ -135,6 +141,34 @@ class _Plan:
         available = host_ops.free_memory(self.target.store, self.host)
         if needed > available:
             raise XapiFailure('HOST_NOT_ENOUGH_FREE_MEMORY', needed, available)
+
+
+def _same_sr(store, vdi: str, target_store, sr: str) -> bool:
+    """Whether ``sr`` of the destination pool is the VDI's own SR: the
+    same storage introduced in both pools under the same uuid (a Cinder
+    LUN's SR, which Nova's XenAPI driver names by the target)."""
+    source_sr = store.get('VDI', vdi)['SR']
+    return (
+        store.get('SR', source_sr)['uuid']
+        == target_store.get('SR', sr)['uuid']
+    )
+
+
+def _same_vdi(store, vdi: str, target_store, sr: str) -> str:
+    """The destination pool's record of the VDI: same SR, same location.
+
+    Nothing is copied or destroyed: both pools see the one LUN.  Nova's
+    last in-tree XenAPI driver relied on this (nova 21,
+    ``vmops._call_live_migrate_command``: volume VDIs mapped to the SR of
+    the same uuid that ``pre_live_migration`` connected on the
+    destination).  A VDI the destination has not found fails the send
+    with ``VDI_LOCATION_MISSING`` before anything moves.
+    """
+    location = store.get('VDI', vdi)['location']
+    for ref in target_store.get('SR', sr)['VDIs']:
+        if target_store.get('VDI', ref)['location'] == location:
+            return ref
+    raise XapiFailure('VDI_LOCATION_MISSING', sr, location)
 
 
 def _destination_pool(ctx: CallContext, dest: dict):
@@ -254,7 +288,9 @@ def _migrate_to_pool(ctx: CallContext, plan: _Plan) -> str:
     for vbd in record['VBDs']:
         rec = source.get('VBD', vbd)
         vdi = rec['VDI']
-        if vdi in plan.moves:
+        if vdi in plan.same_storage:
+            vdi = plan.same_storage[vdi]
+        elif vdi in plan.moves:
             src_vdi = source.get('VDI', vdi)
             sr = plan.moves[vdi]
             uuid = new_uuid()

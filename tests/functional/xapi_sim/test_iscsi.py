@@ -11,8 +11,10 @@ from __future__ import annotations
 import pytest
 
 from nova_hypervisors.simulators import iscsi_target
+from tests.functional.xapi_sim.helpers import attach
 from tests.functional.xapi_sim.helpers import create_vm
 from tests.functional.xapi_sim.helpers import failure_of
+from tests.functional.xapi_sim.helpers import login
 
 IQN = 'iqn.2026-12.org.example:array'
 CHAP = ('user', 'secret')
@@ -235,3 +237,58 @@ def test_the_arrays_management_needs_its_secret(tmp_path):
             array.lun(IQN, 1)
     finally:
         array.stop()
+
+
+def _introduce_as(xapi, array, sr_uuid):
+    host = host_of(xapi)
+    sr = xapi.SR.introduce(sr_uuid, 'volumes', '', 'iscsi', '', True, {})
+    pbd = xapi.PBD.create(
+        {
+            'host': host,
+            'SR': sr,
+            'device_config': config(array),
+            'other_config': {},
+        }
+    )
+    return sr, pbd
+
+
+def test_a_send_to_a_pool_that_sees_the_same_sr_copies_no_lun(sim, array):
+    """A LUN's SR introduced in two pools under one uuid is the same
+    storage: ``VM.migrate_send`` maps the VM's VDI to it and finds the
+    destination's VDI of the same location, copying and destroying
+    nothing, which Nova's last in-tree XenAPI driver relied on (nova 21
+    ``vmops._call_live_migrate_command``).  Before the destination has
+    found the VDI (its PBD unplugged, no scan), the send fails with
+    ``VDI_LOCATION_MISSING`` and nothing moves."""
+    source = login(sim.hosts[1]).xenapi
+    dest = login(sim.hosts[2]).xenapi
+    sr_uuid = '3f1d0c2e-1111-4222-8333-944455566677'
+    source_sr, source_pbd = _introduce_as(source, array, sr_uuid)
+    source.PBD.plug(source_pbd)
+    (lun,) = source.SR.get_VDIs(source_sr)
+    array.write(IQN, 1, b'volume bytes')
+    vm = create_vm(source, 'traveller')
+    attach(source, vm, lun, userdevice='1')
+    source.VM.start(vm, False, False)
+    dest_sr, dest_pbd = _introduce_as(dest, array, sr_uuid)
+    dest_host = dest.host.get_all()[0]
+    receipt = dest.host.migrate_receive(
+        dest_host, dest.network.get_all()[0], {}
+    )
+    location = source.VDI.get_location(lun)
+    assert failure_of(
+        source.VM.migrate_send, vm, receipt, True, {lun: dest_sr}, {}, {}
+    ) == ['VDI_LOCATION_MISSING', dest_sr, location]
+    assert source.VM.get_power_state(vm) == 'Running'
+
+    dest.PBD.plug(dest_pbd)
+    new_vm = source.VM.migrate_send(vm, receipt, True, {lun: dest_sr}, {}, {})
+    (vbd,) = dest.VM.get_VBDs(new_vm)
+    moved = dest.VBD.get_VDI(vbd)
+    assert dest.VDI.get_SR(moved) == dest_sr
+    assert dest.VDI.get_location(moved) == location
+    # The source's record of the LUN stays (its VM is gone), and the
+    # array still has the bytes: nothing was copied or destroyed.
+    assert source.VDI.get_SR(lun) == source_sr
+    assert array.read(IQN, 1, 12) == b'volume bytes'
