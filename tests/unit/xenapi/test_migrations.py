@@ -381,3 +381,16 @@ class TestHost(MigrationTestCase):
             'off_maintenance', self.drv.host_maintenance_mode('xen0', False)
         )
         self.assertEqual([True], self.toggled)
+
+
+def test_a_compute_of_version_1_0_gets_no_volume_srs():
+    data = xmigrate_data.XenAPILiveMigrateData(
+        cross_pool=True, volume_srs={'sr-uuid': 'OpaqueRef:sr'}
+    )
+    primitive = data.obj_to_primitive(target_version='1.0')
+    assert 'volume_srs' not in primitive['nova_object.data']
+    assert primitive['nova_object.data']['cross_pool'] is True
+    current = data.obj_to_primitive()
+    assert current['nova_object.data']['volume_srs'] == {
+        'sr-uuid': 'OpaqueRef:sr'
+    }
