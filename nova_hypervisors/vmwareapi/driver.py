@@ -454,6 +454,10 @@ class VCDriver(driver.ComputeDriver):
         power_on=True,
         share_info=None,
     ):
+        self._vmops.volumes.prepare_cluster(
+            self._node.cluster,
+            driver.block_device_info_get_mapping(block_device_info),
+        )
         self._migrations.finish_migration(instance, network_info, power_on)
 
     @translate
@@ -471,6 +475,10 @@ class VCDriver(driver.ComputeDriver):
         power_on=True,
         share_info=None,
     ):
+        self._vmops.volumes.prepare_cluster(
+            self._node.cluster,
+            driver.block_device_info_get_mapping(block_device_info),
+        )
         self._migrations.finish_revert_migration(
             instance, network_info, power_on
         )
@@ -500,6 +508,7 @@ class VCDriver(driver.ComputeDriver):
     ):
         return self._migrations.check_source(dest_check_data)
 
+    @translate
     def pre_live_migration(
         self,
         context,
@@ -509,6 +518,11 @@ class VCDriver(driver.ComputeDriver):
         disk_info,
         migrate_data,
     ):
+        """The hosts of this cluster find the instance's LUNs."""
+        self._vmops.volumes.prepare_cluster(
+            self._node.cluster,
+            driver.block_device_info_get_mapping(block_device_info),
+        )
         return migrate_data
 
     @translate

@@ -492,6 +492,25 @@ class VolumeOps:
             self._session.invoke(system, 'RescanHba', hbaDevice=hba.device)
         return added
 
+    def prepare_cluster(self, cluster_ref: Any, block_devices: list) -> None:
+        """Before a VM with ``iscsi`` volumes moves into ``cluster_ref``:
+        every host there gets the targets' portals and rescans, since
+        vCenter moves a raw device mapping only to a host that has found
+        its LUN."""
+        portals = {
+            check_type(bdm['connection_info'])['target_portal']
+            for bdm in block_devices
+            if (bdm.get('connection_info') or {}).get('driver_volume_type')
+            == ISCSI
+        }
+        if not portals:
+            return
+        hosts = self._session.properties(
+            [cluster_ref], vim.ComputeResource, ['host']
+        )[cluster_ref].get('host')
+        for portal in sorted(portals):
+            self._prepare_hosts(list(hosts or []), portal)
+
     def _forget_send_targets(self, added: list) -> None:
         for system, device, target in added:
             try:

@@ -15,6 +15,7 @@ from pyVmomi import vim
 
 from nova_hypervisors.demo import vcenter_view
 from nova_hypervisors.simulators import iscsi_target
+from nova_hypervisors.vmwareapi import lookup
 from tests.functional.vmwareapi import api_base
 
 VOLUME_A = 'a1a1a1a1-0000-4000-8000-00000000000a'
@@ -398,6 +399,56 @@ class TestISCSIVolumes(ISCSIVolumeTestCase):
         self._delete_server(server)
 
 
+class TestISCSIVolumesMove(ISCSIVolumeTestCase):
+    """A server with a LUN moves to the other cluster: that cluster's
+    hosts must see the LUN first (vSphere maps a raw device only on a
+    host that found it), and the RDM goes along."""
+
+    def assert_moves_with_lun(self, move):
+        server = self._boot_active()
+        source = self._cluster_of(server)
+        scsi_id = self.iscsi_volume(VOLUME_A, 1)
+        self.attach(server, VOLUME_A)
+        server = move(server)
+        self.assertNotEqual(source, self._cluster_of(server))
+        (rdm,) = self.rdms(server)
+        self.assertTrue(rdm.backing.lunUuid.endswith(scsi_id))
+        # Every host of both clusters knows the portal now.
+        self.assertEqual(
+            [[self.array.portal]] * 4, list(self.send_targets().values())
+        )
+        self.detach(server, VOLUME_A)
+        self.assertEqual([], self.rdms(server))
+
+    def test_live_migration_keeps_the_lun(self):
+        self.assert_moves_with_lun(self._live_migrate)
+
+    def test_cold_migration_keeps_the_lun(self):
+        self.assert_moves_with_lun(
+            lambda server: self._confirm_resize(self._migrate_server(server))
+        )
+
+    def test_a_stopped_server_gets_the_lun_at_its_next_start(self):
+        server = self._boot_active()
+        self.api.post_server_action(server['id'], {'os-stop': None})
+        server = self._wait_for_state_change(server, 'SHUTOFF')
+        self.iscsi_volume(VOLUME_A, 1)
+        self.attach(server, VOLUME_A)
+        self.assertEqual(1, len(self.rdms(server)))
+        self.api.post_server_action(server['id'], {'os-start': None})
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        self.assertEqual(1, len(self.rdms(server)))
+
+    def test_deleting_a_server_keeps_the_luns_bytes(self):
+        server = self._boot_active()
+        self.iscsi_volume(VOLUME_A, 1)
+        self.array.write(ISCSI_IQN, 1, b'kept')
+        self.attach(server, VOLUME_A)
+        self._delete_server(server)
+        self.assertEqual(b'kept', self.array.read(ISCSI_IQN, 1, 4))
+        self.assertIsNone(lookup.find_vm(self.admin, server['id']))
+
+
 class TestExtend(ISCSIVolumeTestCase):
     compute_errors_expected = True
 
@@ -472,6 +523,36 @@ class TestISCSIVolumeFaults(ISCSIVolumeTestCase):
             list(self.send_targets().values()),
         )
         self.assertIn('was not found', self.stdlog.logger.output)
+
+    def test_vcenter_moves_a_mapping_only_to_a_host_that_found_its_lun(self):
+        """vSphere vMotion requirements: an RDM's LUN must be visible to
+        the destination host, or vCenter refuses the relocation (vcsim
+        patch 0021); nothing about the VM changes."""
+        server = self._boot_active()
+        self.iscsi_volume(VOLUME_A, 1)
+        self.attach(server, VOLUME_A)
+        vm = self._vm(server)
+        before = self._vm_props(server, 'runtime.host')['runtime.host']
+        cluster = self._cluster_of(server)
+        other = (
+            self.compute2 if cluster == 'DC0_C0' else self.compute1
+        ).driver._node
+        hosts = self.admin.properties(
+            [other.cluster], vim.ComputeResource, ['host']
+        )[other.cluster]['host']
+        pool = self.admin.moref(vim.ResourcePool, other.resource_pool._moId)
+        task = self.admin.invoke(
+            vm,
+            'RelocateVM_Task',
+            spec=vim.vm.RelocateSpec(host=hosts[0], pool=pool),
+        )
+        with self.assertRaises(Exception) as caught:
+            self.admin.wait_for_task(task)
+        self.assertIn('InvalidDeviceBacking', repr(caught.exception))
+        self.assertEqual(
+            before, self._vm_props(server, 'runtime.host')['runtime.host']
+        )
+        self.assertEqual(cluster, self._cluster_of(server))
 
     def test_vcenter_refuses_a_mapping_of_a_lun_the_host_never_found(self):
         """vSphere API (VirtualMachine.ReconfigVM_Task with a raw device
