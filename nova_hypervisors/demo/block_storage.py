@@ -31,6 +31,8 @@ import threading
 from typing import Any
 import uuid
 
+from nova_hypervisors.demo import rest
+
 ISCSI_TYPE = 'simulated-iscsi-array'
 VMDK_TYPE = 'vcenter-vmdk'
 #: Cinder's newest v3 microversion in Cinder 29 (2026.2).
@@ -297,24 +299,18 @@ def application(storage: BlockStorage, project_of: Callable) -> Callable:
                     'message': str(error),
                 }
             }
-        payload = b'' if body is None else json.dumps(body).encode()
-        headers = [
-            ('Content-Type', 'application/json'),
-            ('Content-Length', str(len(payload))),
-            ('OpenStack-API-Version', f'volume {MAX_MICROVERSION}'),
-            ('Vary', 'OpenStack-API-Version'),
-        ]
-        start_response(f'{status} {_REASONS.get(status, "")}', headers)
-        return [payload] if environ['REQUEST_METHOD'] != 'HEAD' else [b'']
-
-    def _base_url(environ) -> str:
-        host = environ.get('HTTP_HOST') or (
-            f'{environ["SERVER_NAME"]}:{environ["SERVER_PORT"]}'
+        return rest.respond(
+            start_response,
+            status,
+            body,
+            [
+                ('OpenStack-API-Version', f'volume {MAX_MICROVERSION}'),
+                ('Vary', 'OpenStack-API-Version'),
+            ],
         )
-        return f'http://{host}{environ.get("SCRIPT_NAME", "")}'
 
     def _route(environ, method, path):
-        base = _base_url(environ)
+        base = rest.base_url(environ)
         if path.rstrip('/') == '':
             return 300, {'versions': [versions(base)]}
         if path.rstrip('/') == '/v3':
@@ -378,11 +374,3 @@ def _json(environ) -> dict:
 
 
 _FAULTS = {400: 'badRequest', 404: 'itemNotFound'}
-_REASONS = {
-    200: 'OK',
-    202: 'Accepted',
-    300: 'Multiple Choices',
-    400: 'Bad Request',
-    404: 'Not Found',
-    405: 'Method Not Allowed',
-}

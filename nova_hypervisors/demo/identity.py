@@ -19,6 +19,8 @@ import datetime
 import hmac
 import json
 
+from nova_hypervisors.demo import rest
+
 USER = 'admin'
 PROJECT = 'admin'
 DOMAIN = {'id': 'default', 'name': 'Default'}
@@ -109,10 +111,7 @@ def application(password: str, endpoints: Callable[[], dict]) -> Callable:
     ``{service type: url}`` of the served APIs."""
 
     def app(environ, start_response):
-        host = environ.get('HTTP_HOST') or (
-            f'{environ["SERVER_NAME"]}:{environ["SERVER_PORT"]}'
-        )
-        base = f'http://{host}{environ.get("SCRIPT_NAME", "")}'
+        base = rest.base_url(environ)
         path = (environ.get('PATH_INFO') or '/').rstrip('/')
         method = environ['REQUEST_METHOD']
         extra = []
@@ -149,24 +148,6 @@ def application(password: str, endpoints: Callable[[], dict]) -> Callable:
                     'message': f'{method} {path}: not in the demo identity',
                 }
             }
-        payload = json.dumps(body).encode()
-        start_response(
-            f'{status} {_REASONS[status]}',
-            [
-                ('Content-Type', 'application/json'),
-                ('Content-Length', str(len(payload))),
-            ]
-            + extra,
-        )
-        return [payload]
+        return rest.respond(start_response, status, body, extra)
 
     return app
-
-
-_REASONS = {
-    200: 'OK',
-    201: 'Created',
-    300: 'Multiple Choices',
-    401: 'Unauthorized',
-    404: 'Not Found',
-}

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import datetime
-import json
 from typing import Any
 from urllib.parse import parse_qsl
+
+from nova_hypervisors.demo import rest
 
 #: glance v2 fields of the fixture's records, with their names there.
 _FIELDS = (
@@ -56,10 +57,7 @@ def application(glance: Any, context: Callable) -> Callable:
     request context the fixture is asked with."""
 
     def app(environ, start_response):
-        host = environ.get('HTTP_HOST') or (
-            f'{environ["SERVER_NAME"]}:{environ["SERVER_PORT"]}'
-        )
-        base = f'http://{host}{environ.get("SCRIPT_NAME", "")}'
+        base = rest.base_url(environ)
         path = (environ.get('PATH_INFO') or '/').rstrip('/')
         method = environ['REQUEST_METHOD']
         images = {
@@ -103,15 +101,6 @@ def application(glance: Any, context: Callable) -> Callable:
                 status, body = 200, image_view(images[image_id])
             else:
                 body = {'message': f'No image found with ID {image_id}'}
-        payload = json.dumps(body).encode()
-        reason = {200: 'OK', 300: 'Multiple Choices', 404: 'Not Found'}
-        start_response(
-            f'{status} {reason.get(status, "Method Not Allowed")}',
-            [
-                ('Content-Type', 'application/json'),
-                ('Content-Length', str(len(payload))),
-            ],
-        )
-        return [payload]
+        return rest.respond(start_response, status, body)
 
     return app

@@ -34,6 +34,7 @@ from nova.api import wsgi
 from nova_hypervisors.demo import block_storage
 from nova_hypervisors.demo import identity
 from nova_hypervisors.demo import image_api
+from nova_hypervisors.demo import rest
 
 #: Paths (below a service prefix) that answer without a token.
 DISCOVERY = ('', '/v2.1', '/v3', '/v2')
@@ -84,17 +85,19 @@ def with_caller(app, tokens: Tokens):
 
 
 def _unauthorized(start_response):
-    body = (
-        b'{"error": {"code": 401, "title": "Unauthorized", "message": '
-        b'"no valid X-Auth-Token; get one from /identity/v3/auth/tokens"}}'
+    return rest.respond(
+        start_response,
+        401,
+        {
+            'error': {
+                'code': 401,
+                'title': 'Unauthorized',
+                'message': 'no valid X-Auth-Token; get one from '
+                '/identity/v3/auth/tokens',
+            }
+        },
+        [('WWW-Authenticate', 'Keystone uri="/identity"')],
     )
-    start_response(
-        '401 Unauthorized',
-        [('Content-Type', 'application/json'),
-         ('Content-Length', str(len(body))),
-         ('WWW-Authenticate', 'Keystone uri="/identity"')],
-    )  # fmt: skip
-    return [body]
 
 
 def by_prefix(apps: dict[str, Any]):
@@ -106,13 +109,11 @@ def by_prefix(apps: dict[str, Any]):
         prefix, _, rest = path.lstrip('/').partition('/')
         app = apps.get(prefix)
         if app is None:
-            body = b'{"error": "no such service; see /identity/v3"}'
-            start_response(
-                '404 Not Found',
-                [('Content-Type', 'application/json'),
-                 ('Content-Length', str(len(body)))],
-            )  # fmt: skip
-            return [body]
+            return rest.respond(
+                start_response,
+                404,
+                {'error': 'no such service; see /identity'},
+            )
         environ['SCRIPT_NAME'] = environ.get('SCRIPT_NAME', '') + '/' + prefix
         environ['PATH_INFO'] = '/' + rest if rest or path.endswith('/') else ''
         return app(environ, start_response)
