@@ -110,6 +110,16 @@ def controller_adapter(devices: list, controller_key: int) -> str:
     return vm_hardware.DEFAULT_ADAPTER
 
 
+def ide_of_running_vm(adapter_type: str, props: dict) -> bool:
+    """Whether a disk is IDE and its VM not off: vSphere adds, removes
+    and grows IDE disks only while the VM is off (SCSI ones also while it
+    runs).  ``props`` has ``runtime.powerState``."""
+    return (
+        adapter_type == vm_hardware.IDE
+        and props.get('runtime.powerState') != 'poweredOff'
+    )
+
+
 def disks_of(devices: list) -> list:
     return [d for d in devices if isinstance(d, vim.vm.device.VirtualDisk)]
 
@@ -245,10 +255,7 @@ class VolumeOps:
         _, disk = self.shadow_disk(connection_info)
         props = self._props(vm, DEVICE_PATHS)
         devices = props.get('config.hardware.device') or []
-        if (
-            disk.adapter_type == vm_hardware.IDE
-            and props.get('runtime.powerState') != 'poweredOff'
-        ):
+        if ide_of_running_vm(disk.adapter_type, props):
             raise exception.Invalid(
                 'An IDE disk cannot be hot-added to a running VM; stop '
                 'the server first'
@@ -293,11 +300,8 @@ class VolumeOps:
         # vSphere hot-removes SCSI disks without asking the guest (no
         # guest can hold one back), but removes no IDE disk from a
         # powered-on VM, as it adds none: refuse before vCenter does.
-        if (
-            adapter_of(props.get('config.hardware.device') or [], device)
-            == vm_hardware.IDE
-            and props.get('runtime.powerState') != 'poweredOff'
-        ):
+        devices = props.get('config.hardware.device') or []
+        if ide_of_running_vm(adapter_of(devices, device), props):
             raise exception.DeviceDetachFailed(
                 device=device.backing.fileName,
                 reason='vSphere removes no IDE disk from a running VM; '
@@ -705,10 +709,7 @@ class VolumeOps:
         if int(device.capacityInKB or 0) >= wanted_kb:
             return
         devices = props.get('config.hardware.device') or []
-        if (
-            adapter_of(devices, device) == vm_hardware.IDE
-            and props.get('runtime.powerState') != 'poweredOff'
-        ):
+        if ide_of_running_vm(adapter_of(devices, device), props):
             raise exception.ExtendVolumeNotSupported(
                 message='vSphere grows no IDE disk of a running VM; stop '
                 'the server and extend again'
@@ -735,8 +736,8 @@ class VolumeOps:
     ) -> None:
         data = check_type(connection_info)
         host, hosts = self._cluster_hosts(vm)
-        for system, hba in self._iscsi_adapters(hosts):
-            self._session.invoke(system, 'RescanHba', hbaDevice=hba.device)
+        # The portal is known there since the attach: this rescans.
+        self._prepare_hosts(hosts, data['target_portal'])
         found = self.find_lun(host, data)
         if found is None:
             raise exception.VolumeNotFound(

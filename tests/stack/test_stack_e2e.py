@@ -567,6 +567,17 @@ def _volume_type(cloud, name: str, backend: str) -> None:
     )  # fmt: skip
 
 
+def _inspect_until(cloud, action: str, facts: str, done, timeout=120.0):
+    """What the hypervisor shows, once ``done`` of it is true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = cloud.inspect(action, facts)
+        if done(seen):
+            return seen
+        assert time.monotonic() < deadline, seen
+        time.sleep(1)
+
+
 def _wait_volume(cloud, name: str, status: str, timeout: float = 120):
     deadline = time.monotonic() + timeout
     while True:
@@ -606,13 +617,12 @@ def test_08b_cinder_volumes_on_the_pool(cloud, step):
         '--os-volume-api-version', '3.42',
         'volume', 'set', '--size', '2', 'e2e-vol', parse=False,
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while True:
-        seen = cloud.inspect('xen-volumes', 'xapi-sim')
-        if seen['vbds'][volume['id']]['size'] == 2 << 30:
-            break
-        assert time.monotonic() < deadline, seen
-        time.sleep(1)
+    seen = _inspect_until(
+        cloud,
+        'xen-volumes',
+        'xapi-sim',
+        lambda seen: seen['vbds'][volume['id']]['size'] == 2 << 30,
+    )
     assert _wait_volume(cloud, 'e2e-vol', 'in-use')['size'] == 2
     _say(f'  after volume set --size 2: {seen["vbds"][volume["id"]]}')
     cloud.openstack(
@@ -699,18 +709,19 @@ def test_10b_cinder_vmdk_volume_on_the_vcenter_cluster(cloud, step):
         '--os-volume-api-version', '3.42',
         'volume', 'set', '--size', '2', 'e2e-vc-vol', parse=False,
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while True:
-        seen = cloud.inspect('vcenter-vms', 'vcsim')
-        sizes = [
-            kb
-            for path, kb in seen['disk_kb']['e2e-vcenter'].items()
-            if 'volume-' in path
-        ]
-        if sizes == [2 << 20]:
-            break
-        assert time.monotonic() < deadline, seen
-        time.sleep(1)
+    seen = _inspect_until(
+        cloud,
+        'vcenter-vms',
+        'vcsim',
+        lambda seen: (
+            [
+                kb
+                for path, kb in seen['disk_kb']['e2e-vcenter'].items()
+                if 'volume-' in path
+            ]
+            == [2 << 20]
+        ),
+    )
     assert _wait_volume(cloud, 'e2e-vc-vol', 'in-use')['size'] == 2
     _say(f'  after volume set --size 2: {seen["disk_kb"]["e2e-vcenter"]}')
     cloud.openstack('server', 'start', 'e2e-vcenter', parse=False)
